@@ -34,3 +34,37 @@ def golden() -> dict[str, np.ndarray]:
 def golden_meta() -> dict:
     """Upstream's golden metadata (config, torchinfo layer table, ...)."""
     return json.loads((golden_dir() / "upstream_golden.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory) -> Path:
+    """The tiny synthetic dataset (development + evaluation folders), made once per session."""
+    from asc_tf.data import synthetic
+
+    root = tmp_path_factory.mktemp("synthetic")
+    synthetic.generate(root, seed=0, size="tiny")
+    return root
+
+
+@pytest.fixture(scope="session")
+def dataset_dir(synthetic_root) -> Path:
+    from asc_tf.data.synthetic import DEV_DIR_NAME
+
+    return synthetic_root / DEV_DIR_NAME
+
+
+@pytest.fixture(scope="session")
+def data_config(dataset_dir, tmp_path_factory):
+    """Config pointing at the synthetic dataset, small shards (several per tier), in-process conversion."""
+    from asc_tf.config import Config
+
+    return Config(dataset_dir=str(dataset_dir), tfrecords_dir=str(tmp_path_factory.mktemp("tfrecords")),
+                  clips_per_shard=32, num_workers=1, batch_size=16, seed=0)
+
+
+@pytest.fixture(scope="session")
+def shards_dir(data_config) -> Path:
+    """The synthetic dataset converted once per session."""
+    from asc_tf.data.convert import convert_dataset
+
+    return convert_dataset(data_config, progress=False)

@@ -1,0 +1,48 @@
+"""Reading TAU clips: soundfile (24-bit PCM), checks, and upstream's resampling. No TensorFlow here, so
+conversion worker processes start fast."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import soundfile as sf
+
+from asc_tf.data.resample import resample
+
+
+class AudioFileError(ValueError):
+    """An unreadable or malformed audio file; the message names the file and what is wrong."""
+
+
+def read_wav(path: str | Path, expected_sr: Optional[int] = None, expected_samples: Optional[int] = None) -> tuple[np.ndarray, int]:
+    """Read a mono WAV as float32 in [-1, 1]; check sample rate and length when expected values are given."""
+    path = Path(path)
+    if not path.is_file():
+        raise AudioFileError(f"{path}: file not found")
+    try:
+        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as error:
+        raise AudioFileError(f"{path}: cannot read audio ({error})") from None
+    if data.shape[1] != 1:
+        raise AudioFileError(f"{path}: {data.shape[1]} channels, expected mono")
+    if expected_sr is not None and sr != expected_sr:
+        raise AudioFileError(f"{path}: sample rate {sr} Hz, expected {expected_sr} Hz")
+    if expected_samples is not None and data.shape[0] != expected_samples:
+        raise AudioFileError(f"{path}: {data.shape[0]} samples, expected {expected_samples} ({expected_samples / sr:g} s)")
+    if not np.isfinite(data).all():
+        raise AudioFileError(f"{path}: contains NaN or infinite samples")
+    return data[:, 0], sr
+
+
+def load_clip(path: str | Path, orig_sr: int, target_sr: int, seconds: float = 1.0) -> np.ndarray:
+    """A dataset clip: read, check (mono, `orig_sr`, `seconds` long) and resample to `target_sr`."""
+    waveform, _ = read_wav(path, expected_sr=orig_sr, expected_samples=int(round(orig_sr * seconds)))
+    return resample(waveform, orig_sr, target_sr)
+
+
+def load_any_clip(path: str | Path, target_sr: int) -> np.ndarray:
+    """A clip of any sample rate, resampled to `target_sr` (evaluation sets, user files)."""
+    waveform, sr = read_wav(path)
+    return resample(waveform, sr, target_sr)

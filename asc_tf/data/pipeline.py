@@ -1,0 +1,159 @@
+"""The tf.data input pipeline: converted shards of a split -> batches of (waveform [B, 32000], label).
+
+Training adds upstream's per-clip time roll (uniform integer shift in +-roll_samples, circular) and
+shuffling. With a seed, the order and the rolls of an epoch depend only on (seed, epoch), so a run
+resumed at epoch k sees exactly what an uninterrupted run sees.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+
+from asc_tf.config import Config
+from asc_tf.data.convert import FORMAT, INT16_SCALE, MANIFEST, missing_or_damaged
+from asc_tf.data.splits import split_name, tiers_of
+
+log = logging.getLogger(__name__)
+
+_DTYPES = {"float16": tf.float16, "float32": tf.float32, "int16": tf.int16}
+
+
+class ShardError(RuntimeError):
+    """Converted shards are missing, incomplete or corrupt; the message names them."""
+
+
+def load_manifest(shards_dir: str | Path) -> dict:
+    """The manifest of a converted dataset, with a clear error when there is none."""
+    path = Path(shards_dir) / MANIFEST
+    if not path.is_file():
+        raise ShardError(
+            f"{shards_dir} holds no converted dataset ({MANIFEST} missing; an unfinished conversion?): run "
+            f"python -m asc_tf.data.convert --dataset_dir DATASET"
+        )
+    manifest = json.loads(path.read_text())
+    if manifest.get("format") != FORMAT:
+        raise ShardError(f"{path}: format {manifest.get('format')!r}, this asc-tf reads {FORMAT!r}: convert again")
+    return manifest
+
+
+def split_shards(shards_dir: str | Path, split: int | str, verify: str = "size") -> tuple[list[str], int, dict]:
+    """(shard paths, clip count, manifest) of a split, after checking the shards ("none", "size" or
+    "hash": sha256 of every shard)."""
+    shards_dir = Path(shards_dir)
+    manifest = load_manifest(shards_dir)
+    name = split_name(split)
+    if verify != "none":
+        problems = missing_or_damaged(shards_dir, manifest, name, full=verify == "hash")
+        if problems:
+            raise ShardError(f"{problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+                             + ": convert again with --overwrite")
+    entries = [e for tier in tiers_of(name) for e in manifest["tiers"][tier]["shards"] if e["clips"] > 0]
+    if not entries:
+        raise ShardError(f"{shards_dir}: split {name} holds no clips")
+    return [str(shards_dir / e["file"]) for e in entries], sum(e["clips"] for e in entries), manifest
+
+
+def _features() -> dict[str, tf.io.FixedLenFeature]:
+    return {
+        "waveform": tf.io.FixedLenFeature([], tf.string),
+        "label": tf.io.FixedLenFeature([], tf.int64),
+        "filename": tf.io.FixedLenFeature([], tf.string),
+        "device": tf.io.FixedLenFeature([], tf.string),
+        "city": tf.io.FixedLenFeature([], tf.string),
+    }
+
+
+def parse_batch(serialized: tf.Tensor, storage_dtype: str, samples: int) -> dict[str, tf.Tensor]:
+    """Parse a batch of serialized clips into waveform [B, samples] float32, label int32 and metadata."""
+    parsed = tf.io.parse_example(serialized, _features())
+    raw = tf.io.decode_raw(parsed["waveform"], _DTYPES[storage_dtype], little_endian=True)
+    waveform = tf.cast(tf.reshape(raw, [-1, samples]), tf.float32)
+    if storage_dtype == "int16":
+        waveform = waveform / INT16_SCALE
+    return {"waveform": waveform, "label": tf.cast(parsed["label"], tf.int32), "filename": parsed["filename"],
+            "device": parsed["device"], "city": parsed["city"]}
+
+
+def roll_batch(waveform: tf.Tensor, max_shift: int, seed: tf.Tensor) -> tf.Tensor:
+    """Circularly shift each clip by its own uniform integer in [-max_shift, max_shift]
+    (`out[t] = x[(t - shift) mod N]`, as torch.roll); `seed` is a stateless seed pair."""
+    batch, length = tf.shape(waveform)[0], tf.shape(waveform)[1]
+    shifts = tf.random.stateless_uniform([batch], seed, minval=-max_shift, maxval=max_shift + 1, dtype=tf.int32)
+    index = tf.math.floormod(tf.range(length)[None, :] - shifts[:, None], length)
+    return tf.gather(waveform, index, batch_dims=1)
+
+
+def _epoch_seed(seed: Optional[int], epoch: int) -> int:
+    """A 31-bit seed for (seed, epoch); a fresh random one when seed is None."""
+    if seed is None:
+        return int(np.random.default_rng().integers(2**31 - 1))
+    return int(np.random.default_rng([seed, epoch]).integers(2**31 - 1))
+
+
+def make_dataset(
+    shards_dir: str | Path,
+    split: int | str,
+    config: Config,
+    *,
+    training: bool,
+    epoch: Optional[int] = 0,
+    with_metadata: bool = False,
+    batch_size: Optional[int] = None,
+    verify: str = "size",
+) -> tf.data.Dataset:
+    """Batches of `(waveform [B, samples] float32, label [B] int32)` from the shards of `split`.
+
+    training: shuffle and roll (config.roll_sec, config.seed). `epoch`: the epoch whose order and rolls
+    are produced (iterating the dataset again repeats them); None reshuffles on every iteration.
+    with_metadata: batches are `(waveform, label, {"filename", "device", "city"})`, for evaluation loops.
+    The last batch may be smaller (upstream keeps it: no drop_last). Splits of at most
+    `config.cache_max_clips` clips are kept in memory when config.cache is "auto".
+    """
+    files, clips, manifest = split_shards(shards_dir, split, verify)
+    batch_size = batch_size or config.batch_size
+    cache = config.cache == "yes" or (config.cache == "auto" and clips <= config.cache_max_clips)
+    seed = _epoch_seed(config.seed, epoch if epoch is not None else 0)
+    reshuffle = epoch is None
+    ds = tf.data.Dataset.from_tensor_slices(files)
+    if training and not cache:
+        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=reshuffle)
+    if training:
+        ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 8), block_length=1,
+                           num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    else:  # shard after shard: evaluation sees the clips in stored (meta.csv) order, as upstream
+        ds = ds.flat_map(tf.data.TFRecordDataset)
+    if cache:
+        ds = ds.cache()
+    if training:
+        ds = ds.shuffle(clips if cache else min(clips, config.shuffle_buffer), seed=seed + 1,
+                        reshuffle_each_iteration=reshuffle)
+    ds = ds.batch(batch_size, drop_remainder=False)
+    storage, samples = manifest["storage_dtype"], int(manifest["samples"])
+    ds = ds.map(lambda s: parse_batch(s, storage, samples), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    max_shift = config.roll_samples if training else 0
+    if max_shift > 0:
+        # One stateless seed per batch: (epoch seed, batch index); a random one per iteration when reshuffling.
+        if reshuffle:
+            seeds = tf.data.Dataset.random(seed=seed + 2, rerandomize_each_iteration=True).batch(2)
+        else:
+            seeds = tf.data.Dataset.range(2**62).map(lambda i: tf.stack([tf.constant(seed + 2, tf.int64), i]))
+        ds = tf.data.Dataset.zip(ds, seeds).map(
+            lambda b, s: dict(b, waveform=roll_batch(b["waveform"], max_shift, s)),
+            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if with_metadata:
+        ds = ds.map(lambda b: (b["waveform"], b["label"], {k: b[k] for k in ("filename", "device", "city")}))
+    else:
+        ds = ds.map(lambda b: (b["waveform"], b["label"]))
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def steps_per_epoch(shards_dir: str | Path, split: int | str, batch_size: int) -> int:
+    """Batches in one epoch of a split (the last partial batch counts), from the manifest."""
+    _, clips, _ = split_shards(shards_dir, split, verify="none")
+    return -(-clips // batch_size)
