@@ -114,7 +114,7 @@ def _serialize(job: ShardJob, index: int, waveform: bytes) -> bytes:
         "filename": bytes_feature(job.filenames[index].encode()),
         "device": bytes_feature(job.devices[index].encode()),
         "city": bytes_feature(job.cities[index].encode()),
-    })).SerializeToString()
+    })).SerializeToString(deterministic=True)  # sorted map keys: same bytes in every process
 
 
 def _write_shard(path: Path, job: ShardJob, encoded: list[Optional[bytes]]) -> dict:
