@@ -17,7 +17,14 @@ from asc_tf.data.splits import load_splits
 
 @pytest.fixture(scope="module")
 def splits(dataset_dir):
+    """The split file lists (reference for what the pipeline must read)."""
     return load_splits(read_meta(dataset_dir / "meta.csv"), dataset_dir / "split_setup")
+
+
+@pytest.fixture(params=["yes", "no"], ids=["in-memory", "streamed"])
+def config(request, data_config):
+    """Both pipeline paths: a split held in memory, and a split streamed from the shards."""
+    return data_config.replace(cache=request.param)
 
 
 def collect(ds):
@@ -29,8 +36,8 @@ def collect(ds):
     return np.concatenate(waves), np.concatenate(labels), names
 
 
-def test_batches_shapes_and_types(shards_dir, data_config):
-    ds = make_dataset(shards_dir, "split100", data_config, training=True)
+def test_batches_shapes_and_types(shards_dir, config):
+    ds = make_dataset(shards_dir, "split100", config, training=True)
     assert ds.element_spec[0].shape.as_list() == [None, 32000] and ds.element_spec[0].dtype == tf.float32
     assert ds.element_spec[1].dtype == tf.int32
     sizes = [int(label.shape[0]) for _, label in ds]
@@ -39,43 +46,43 @@ def test_batches_shapes_and_types(shards_dir, data_config):
 
 
 @pytest.mark.parametrize("split", ["split5", "split25", "split100", "test"])
-def test_each_split_reads_exactly_its_clips(shards_dir, data_config, splits, dataset_dir, split):
-    _, labels, names = collect(make_dataset(shards_dir, split, data_config, training=True, with_metadata=True))
+def test_each_split_reads_exactly_its_clips(shards_dir, config, splits, dataset_dir, split):
+    _, labels, names = collect(make_dataset(shards_dir, split, config, training=True, with_metadata=True))
     assert sorted(names) == sorted(splits[split])
     meta = read_meta(dataset_dir / "meta.csv").set_index("filename")
     assert list(labels) == list(meta.loc[names, "label"])
 
 
-def test_evaluation_is_in_test_csv_order_without_roll(shards_dir, data_config, splits):
-    first = collect(make_dataset(shards_dir, "test", data_config, training=False, with_metadata=True))
-    second = collect(make_dataset(shards_dir, "test", data_config.replace(seed=5), training=False, with_metadata=True))
+def test_evaluation_is_in_test_csv_order_without_roll(shards_dir, config, splits):
+    first = collect(make_dataset(shards_dir, "test", config, training=False, with_metadata=True))
+    second = collect(make_dataset(shards_dir, "test", config.replace(seed=5), training=False, with_metadata=True))
     assert first[2] == splits["test"]  # upstream's (meta.csv) order
     np.testing.assert_array_equal(first[0], second[0])
 
 
-def test_epoch_order_and_rolls_reproducible_for_a_seed(shards_dir, data_config):
+def test_epoch_order_and_rolls_reproducible_for_a_seed(shards_dir, config):
     def run(config, epoch):
         return collect(make_dataset(shards_dir, "split100", config, training=True, epoch=epoch, with_metadata=True))
 
-    a, again, other_epoch = run(data_config, 3), run(data_config, 3), run(data_config, 4)
-    other_seed = run(data_config.replace(seed=1), 3)
+    a, again, other_epoch = run(config, 3), run(config, 3), run(config, 4)
+    other_seed = run(config.replace(seed=1), 3)
     np.testing.assert_array_equal(a[0], again[0])
     assert a[2] == again[2]
     assert a[2] != other_epoch[2] and a[2] != other_seed[2]
-    dataset = make_dataset(shards_dir, "split100", data_config, training=True, epoch=None)
+    dataset = make_dataset(shards_dir, "split100", config, training=True, epoch=None)
     orders = [np.concatenate([label.numpy() for _, label in dataset]) for _ in range(2)]
     assert not np.array_equal(*orders)  # epoch=None reshuffles on every iteration
 
 
-def test_roll_is_circular_uniform_within_range(shards_dir, data_config):
+def test_roll_is_circular_uniform_within_range(shards_dir, config):
     """Training clips equal their stored clip rolled by a shift within +-roll_sec * 32000 samples."""
     reference = {}
-    for waveform, _, meta in make_dataset(shards_dir, "split25", data_config, training=False, with_metadata=True):
+    for waveform, _, meta in make_dataset(shards_dir, "split25", config, training=False, with_metadata=True):
         reference.update(zip([n.decode() for n in meta["filename"].numpy()], waveform.numpy()))
-    max_shift = data_config.roll_samples
+    max_shift = config.roll_samples
     assert max_shift == 3200
     shifts = []
-    rolled = collect(make_dataset(shards_dir, "split25", data_config, training=True, with_metadata=True))
+    rolled = collect(make_dataset(shards_dir, "split25", config, training=True, with_metadata=True))
     for waveform, name in zip(rolled[0], rolled[2]):
         original = reference[name]
         # the shift is where the circular cross-correlation peaks; check the clip is exactly that roll
@@ -97,8 +104,8 @@ def test_roll_batch_matches_torch_roll_convention():
         assert len([s for s in range(-3, 4) if np.array_equal(row, np.roll(original, s))]) == 1
 
 
-def test_shuffle_mixes_classes_within_a_batch(shards_dir, data_config):
-    _, labels, _ = collect(make_dataset(shards_dir, "split100", data_config, training=True, with_metadata=True))
+def test_shuffle_mixes_classes_within_a_batch(shards_dir, config):
+    _, labels, _ = collect(make_dataset(shards_dir, "split100", config, training=True, with_metadata=True))
     first_batch = labels[:16]
     assert len(set(first_batch.tolist())) >= 4
 

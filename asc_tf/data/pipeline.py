@@ -83,10 +83,53 @@ def parse_batch(serialized: tf.Tensor, storage_dtype: str, samples: int) -> dict
 def roll_batch(waveform: tf.Tensor, max_shift: int, seed: tf.Tensor) -> tf.Tensor:
     """Circularly shift each clip by its own uniform integer in [-max_shift, max_shift]
     (`out[t] = x[(t - shift) mod N]`, as torch.roll); `seed` is a stateless seed pair."""
-    batch, length = tf.shape(waveform)[0], tf.shape(waveform)[1]
-    shifts = tf.random.stateless_uniform([batch], seed, minval=-max_shift, maxval=max_shift + 1, dtype=tf.int32)
-    index = tf.math.floormod(tf.range(length)[None, :] - shifts[:, None], length)
-    return tf.gather(waveform, index, batch_dims=1)
+    shifts = tf.random.stateless_uniform(tf.shape(waveform)[:1], seed, minval=-max_shift, maxval=max_shift + 1,
+                                         dtype=tf.int32)
+    # tf.roll per clip: 2.5x faster than one batched gather on this CPU (two copies instead of an index)
+    return tf.map_fn(lambda args: tf.roll(args[0], args[1], axis=0), (waveform, shifts),
+                     fn_output_signature=waveform.dtype, parallel_iterations=16)
+
+
+_MEMORY: dict[tuple, dict[str, np.ndarray]] = {}
+_MEMORY_ENTRIES = 2  # a training split and the test split
+
+
+def _split_in_memory(files: list[str], storage_dtype: str, samples: int) -> dict[str, np.ndarray]:
+    """All clips of the shards in `files`, kept in stored precision, read once per process (keyed by the
+    shards' paths, sizes and times, so a new conversion is read again)."""
+    key = tuple((f, Path(f).stat().st_size, Path(f).stat().st_mtime_ns) for f in files) + (storage_dtype,)
+    if key not in _MEMORY:
+        parts: dict[str, list[np.ndarray]] = {}
+        stored = {"float16": "<f2", "float32": "<f4", "int16": "<i2"}[storage_dtype]
+        for serialized in tf.data.TFRecordDataset(files).batch(1024):
+            parsed = tf.io.parse_example(serialized, _features())
+            raw = b"".join(parsed["waveform"].numpy())
+            parts.setdefault("waveform", []).append(np.frombuffer(raw, stored).reshape(-1, samples))
+            for name in ("label", "filename", "device", "city"):
+                parts.setdefault(name, []).append(parsed[name].numpy())
+        while len(_MEMORY) >= _MEMORY_ENTRIES:
+            _MEMORY.pop(next(iter(_MEMORY)))
+        _MEMORY[key] = {name: np.concatenate(values) for name, values in parts.items()}
+    return _MEMORY[key]
+
+
+def _from_memory(data: dict[str, np.ndarray], storage_dtype: str, batch_size: int, training: bool, seed: int,
+                 reshuffle: bool) -> tf.data.Dataset:
+    """Batches of index-gathered clips from a split held in memory."""
+    tensors = {name: tf.constant(values) for name, values in data.items()}
+    ds = tf.data.Dataset.range(len(data["label"]))
+    if training:
+        ds = ds.shuffle(len(data["label"]), seed=seed + 1, reshuffle_each_iteration=reshuffle)
+
+    def gather(index: tf.Tensor) -> dict[str, tf.Tensor]:
+        batch = {name: tf.gather(value, index) for name, value in tensors.items()}
+        batch["waveform"] = tf.cast(batch["waveform"], tf.float32)
+        if storage_dtype == "int16":
+            batch["waveform"] = batch["waveform"] / INT16_SCALE
+        batch["label"] = tf.cast(batch["label"], tf.int32)
+        return batch
+
+    return ds.batch(batch_size).map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def _epoch_seed(seed: Optional[int], epoch: int) -> int:
@@ -113,29 +156,29 @@ def make_dataset(
     are produced (iterating the dataset again repeats them); None reshuffles on every iteration.
     with_metadata: batches are `(waveform, label, {"filename", "device", "city"})`, for evaluation loops.
     The last batch may be smaller (upstream keeps it: no drop_last). Splits of at most
-    `config.cache_max_clips` clips are kept in memory when config.cache is "auto".
+    `config.cache_max_clips` clips are read once and kept in memory (in stored precision) when
+    config.cache is "auto", and gathered by index afterwards.
     """
     files, clips, manifest = split_shards(shards_dir, split, verify)
     batch_size = batch_size or config.batch_size
     cache = config.cache == "yes" or (config.cache == "auto" and clips <= config.cache_max_clips)
     seed = _epoch_seed(config.seed, epoch if epoch is not None else 0)
     reshuffle = epoch is None
-    ds = tf.data.Dataset.from_tensor_slices(files)
-    if training and not cache:
-        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=reshuffle)
-    if training:
-        ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 8), block_length=1,
-                           num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    else:  # shard after shard: evaluation sees the clips in stored (meta.csv) order, as upstream
-        ds = ds.flat_map(tf.data.TFRecordDataset)
-    if cache:
-        ds = ds.cache()
-    if training:
-        ds = ds.shuffle(clips if cache else min(clips, config.shuffle_buffer), seed=seed + 1,
-                        reshuffle_each_iteration=reshuffle)
-    ds = ds.batch(batch_size, drop_remainder=False)
     storage, samples = manifest["storage_dtype"], int(manifest["samples"])
-    ds = ds.map(lambda s: parse_batch(s, storage, samples), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if cache:
+        ds = _from_memory(_split_in_memory(files, storage, samples), storage, batch_size, training, seed, reshuffle)
+    else:
+        ds = tf.data.Dataset.from_tensor_slices(files)
+        if training:
+            ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=reshuffle)
+            ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 8), block_length=1,
+                               num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            ds = ds.shuffle(min(clips, config.shuffle_buffer), seed=seed + 1, reshuffle_each_iteration=reshuffle)
+        else:  # shard after shard: evaluation sees the clips in stored (meta.csv) order, as upstream
+            ds = ds.flat_map(tf.data.TFRecordDataset)
+        ds = ds.batch(batch_size, drop_remainder=False)
+        ds = ds.map(lambda s: parse_batch(s, storage, samples), num_parallel_calls=tf.data.AUTOTUNE,
+                    deterministic=True)
     max_shift = config.roll_samples if training else 0
     if max_shift > 0:
         # One stateless seed per batch: (epoch seed, batch index); a random one per iteration when reshuffling.

@@ -1,0 +1,52 @@
+"""Prepare a dataset end to end and read it once: `python -m asc_tf.data [--dataset_dir D]`.
+
+Without a dataset it makes the synthetic one in `data/synthetic/` (once), converts it into
+`tfrecords/` (once; resumes if interrupted) and reads one training epoch and the test split through
+the tf.data pipeline, printing what it read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+from typing import Optional
+
+from asc_tf.config import add_arguments, from_args
+
+DEFAULT_SYNTHETIC = Path("data/synthetic")
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m asc_tf.data", description=__doc__.split("\n\n")[0])
+    add_arguments(parser, ["dataset_dir", "split_dir", "tfrecords_dir", "subset", "batch_size", "num_workers", "seed"])
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    config = from_args(args)
+
+    from asc_tf.data import synthetic
+    from asc_tf.data.convert import ConversionError, convert_dataset
+    from asc_tf.data.pipeline import make_dataset
+
+    if not config.dataset_dir:
+        dev_dir = DEFAULT_SYNTHETIC / synthetic.DEV_DIR_NAME
+        if not (dev_dir / "meta.csv").exists():
+            synthetic.generate(DEFAULT_SYNTHETIC, seed=0, size="medium")
+        config = config.replace(dataset_dir=str(dev_dir))
+    try:
+        shards_dir = convert_dataset(config)
+    except (ConversionError, ValueError, FileNotFoundError) as error:
+        raise SystemExit(f"error: {error}") from None
+    for split, training in ((f"split{config.subset}", True), ("test", False)):
+        start, clips, batches = time.perf_counter(), 0, 0
+        for waveform, label in make_dataset(shards_dir, split, config, training=training):
+            clips, batches = clips + int(label.shape[0]), batches + 1
+        seconds = time.perf_counter() - start
+        print(f"{split}: {clips} clips in {batches} batches of waveform {list(waveform.shape[1:])} float32 "
+              f"({'training: shuffled, rolled' if training else 'evaluation order'}), {clips / seconds:.0f} clips/s")
+    print(f"shards: {shards_dir}")
+
+
+if __name__ == "__main__":
+    main()
