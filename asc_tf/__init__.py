@@ -1,7 +1,8 @@
 """asc-tf: a TensorFlow/Keras port of the DCASE2024 Task 1 baseline (CP-Mobile) for low-complexity
-acoustic scene classification."""
+acoustic scene classification. Importing it registers the custom Keras layers (for `load_model`)."""
 
 from asc_tf.config import Config
+from asc_tf.model import build_model
 
-__all__ = ["Config"]
+__all__ = ["Config", "build_model"]
 __version__ = "0.1.0"

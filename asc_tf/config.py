@@ -47,6 +47,11 @@ class Config:
     channels_multiplier: float = _opt(1.8, "channel growth per stage")
     expansion_rate: float = _opt(2.1, "inverted-bottleneck expansion rate")
     n_blocks: tuple[int, ...] = _opt((3, 2, 1), "blocks per stage")
+    strides: tuple[int, ...] = _opt(
+        (2, 1, 1, 3, 1, 2, 4, 2, 1),
+        "block strides as triples BLOCK FREQ TIME, blocks numbered from 1 over all stages (upstream: "
+        "b2=(1,1) b3=(1,2) b4=(2,1)); unlisted blocks have stride 1",
+    )
 
     # --- training (upstream) ---
     n_epochs: int = _opt(150, "training epochs")
