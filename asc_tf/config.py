@@ -83,7 +83,7 @@ class Config:
         "exists, else ./split_setup as upstream)"
     )
     split_url: str = _opt(UPSTREAM_SPLIT_URL, "where missing split files are downloaded from")
-    tfrecords_dir: str = _opt("tfrecords", "root folder of converted datasets")
+    tfrecords_dir: str = _opt("tfrecords", "root folder of converted datasets", aliases=("--out",))
     storage_dtype: str = _opt(
         "float16", "sample type stored in the shards", choices=("float16", "float32", "int16")
     )
@@ -141,8 +141,9 @@ def add_arguments(parser: argparse.ArgumentParser, names: Optional[Iterable[str]
         kind, _ = _base_type(f.name)
         kwargs: dict[str, Any] = {"help": f.metadata.get("help", ""), "default": argparse.SUPPRESS}
         default = f.default
+        flags = [f"--{name}", *f.metadata.get("aliases", ())]
         if kind is bool:
-            parser.add_argument(f"--{name}", action="store_true", **kwargs)
+            parser.add_argument(*flags, action="store_true", **kwargs)
             continue
         if typing.get_origin(kind) is tuple:
             kwargs.update(nargs="+", type=int)
@@ -151,7 +152,7 @@ def add_arguments(parser: argparse.ArgumentParser, names: Optional[Iterable[str]
         if "choices" in f.metadata:
             kwargs["choices"] = f.metadata["choices"]
         kwargs["help"] += f" (default: {default})"
-        parser.add_argument(f"--{name}", **kwargs)
+        parser.add_argument(*flags, dest=name, **kwargs)
 
 
 def from_args(args: argparse.Namespace, base: Optional[Config] = None) -> Config:
