@@ -3,6 +3,7 @@ acoustic scene classification. Importing it registers the custom Keras layers (f
 
 from asc_tf.config import Config
 from asc_tf.model import build_model
+from asc_tf import training as _training  # noqa: F401  registers TorchAdamW and WarmupCosine for load_model
 
 __all__ = ["Config", "build_model"]
 __version__ = "0.1.0"

@@ -29,7 +29,11 @@ log = logging.getLogger(__name__)
 
 LIGHTNING_PREFIX = "model."
 NETWORK_PREFIXES = ("in_c.", "stages.", "feed_forward.")  # other keys (front-end buffers, golden extras) are ignored
-MODEL_FLAGS = ("n_classes", "in_channels", "base_channels", "channels_multiplier", "expansion_rate", "n_blocks", "strides")
+MODEL_FLAGS = (
+    "n_classes", "in_channels", "base_channels", "channels_multiplier", "expansion_rate", "n_blocks", "strides",
+    "sample_rate", "window_length", "hop_length", "n_fft", "n_mels", "freqm", "timem", "f_min", "f_max",
+    "mixstyle_p", "mixstyle_alpha",
+)
 
 
 class CheckpointError(ValueError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -124,3 +125,31 @@ def test_larger_variant_builds():
     model = asc_tf.build_model(config)
     assert model(np.zeros((2, 32000), np.float32)).shape == (2, 10)
     assert stage_channels(config) == [48, 96, 192]
+
+
+def test_compiled_model_reloads_in_a_fresh_process(tmp_path):
+    """`import asc_tf` alone registers every custom object the project saves (layers, optimizer, schedule)."""
+    import subprocess
+    import sys
+
+    from asc_tf.training import TorchAdamW, WarmupCosine
+
+    model = asc_tf.build_model()
+    model.compile(optimizer=TorchAdamW(WarmupCosine(0.005, 2000, 81900), weight_decay=1e-4),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    path = tmp_path / "compiled.keras"
+    model.save(path)
+    wave = np.random.default_rng(0).standard_normal((2, 32000)).astype(np.float32)
+    np.save(tmp_path / "expected.npy", model(wave, training=False).numpy())
+    np.save(tmp_path / "wave.npy", wave)
+    code = (
+        "import sys, numpy as np, keras, asc_tf\n"
+        f"m = keras.saving.load_model({str(path)!r})\n"
+        f"d = {str(tmp_path)!r}\n"
+        "out = m(np.load(d + '/wave.npy'), training=False).numpy()\n"
+        "assert np.array_equal(out, np.load(d + '/expected.npy'))\n"
+        "assert type(m.optimizer).__name__ == 'TorchAdamW'\n"
+        "assert type(m.optimizer._learning_rate).__name__ == 'WarmupCosine'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[1])
+    assert result.returncode == 0, result.stderr[-2000:]
