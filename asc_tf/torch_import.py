@@ -227,25 +227,29 @@ def network_state_dict(model: keras.Model) -> dict[str, np.ndarray]:
 
 
 def load_upstream_weights(model: keras.Model, state: dict[str, np.ndarray]) -> None:
-    """Set the network's weights from an upstream state_dict; CheckpointError names the first mismatch."""
+    """Set the network's weights from an upstream state_dict; CheckpointError names the first mismatch.
+
+    Every tensor is checked before any is assigned, so a failed load leaves the model unchanged.
+    """
     network = _network(model)
-    expected: list[str] = []
+    plan: list[tuple[keras.Variable, np.ndarray]] = []
     for layer_name, path in upstream_names(network).items():
         for suffix, kind, var in _layer_tensors(network.get_layer(layer_name)):
             key = f"{path}.{suffix}"
-            expected.append(key)
             if key not in state:
                 raise CheckpointError(f"tensor {key} missing from the checkpoint: another network?")
-            value = _torch_to_keras(np.asarray(state[key]), kind)
-            if tuple(value.shape) != tuple(var.shape):
-                want = list(_keras_to_torch(np.empty(var.shape, np.int8), kind).shape)
-                got = list(np.shape(state[key]))
+            want = list(_keras_to_torch(np.empty(var.shape, np.int8), kind).shape)
+            got = list(np.shape(state[key]))
+            if got != want:
                 raise CheckpointError(f"tensor {key} has shape {got}, this network expects {want}")
-            var.assign(value.astype(var.dtype))
-    known = set(expected)
+            plan.append((var, _torch_to_keras(np.asarray(state[key]), kind)))
+    known = {f"{path}.{suffix}" for layer_name, path in upstream_names(network).items()
+             for suffix, _, _ in _layer_tensors(network.get_layer(layer_name))}
     extra = [k for k in state if k.startswith(NETWORK_PREFIXES) and k not in known and not k.endswith("num_batches_tracked")]
     if extra:
         raise CheckpointError(f"tensor {extra[0]} of the checkpoint has no place in this network: another network?")
+    for var, value in plan:
+        var.assign(value.astype(var.dtype))
 
 
 def import_checkpoint(src: str | Path, out: str | Path, config: Optional[Config] = None) -> keras.Model:

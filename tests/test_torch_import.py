@@ -221,3 +221,14 @@ def test_corrupt_files(golden, tmp_path):
         read_state_dict(bad_npz)
     with pytest.raises(CheckpointError, match="unknown extension"):
         read_state_dict(tmp_path / "weights.h5")
+
+
+def test_failed_load_leaves_model_unchanged(golden):
+    model = asc_tf.build_model()
+    before = network_state_dict(model)
+    state = dict(upstream_state(golden))
+    state["feed_forward.0.weight"] = state["feed_forward.0.weight"][:, :, 0, 0]  # 2-D: wrong rank
+    with pytest.raises(CheckpointError, match=r"tensor feed_forward\.0\.weight has shape \[10, 104\]"):
+        load_upstream_weights(model, state)
+    after = network_state_dict(model)
+    assert all(np.array_equal(before[k], after[k]) for k in before)

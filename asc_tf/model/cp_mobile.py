@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Optional, Sequence
+from typing import Optional
 
 import keras
 
@@ -165,13 +165,3 @@ def upstream_names(network: keras.Model) -> dict[str, str]:
             out[layer.name] = path
     return out
 
-
-def iter_block_names(network: keras.Model) -> Sequence[str]:
-    """Block prefixes (`s1_b1`, ...) in network order."""
-    seen: list[str] = []
-    for layer in network.layers:
-        if m := _BLOCK_RE.match(layer.name):
-            prefix = f"s{m[1]}_b{m[2]}"
-            if prefix not in seen:
-                seen.append(prefix)
-    return seen
