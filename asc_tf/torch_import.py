@@ -90,11 +90,19 @@ def _rebuild_parameter(data: Any, *_: Any) -> Any:
     return data
 
 
+def _rebuild_from_type(func: Any, _new_type: Any, args: tuple, _state: Any) -> Any:
+    """torch._tensor._rebuild_from_type_v2: `func` was resolved through the allow-list too."""
+    if func not in (_rebuild_tensor, _rebuild_parameter) and not (isinstance(func, type) and issubclass(func, _Opaque)):
+        raise CheckpointError("unexpected tensor rebuild function in checkpoint")
+    return func(*args)
+
+
 _ALLOWED = {
     ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
     ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
     ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
     ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
+    ("torch._tensor", "_rebuild_from_type_v2"): _rebuild_from_type,
     ("collections", "OrderedDict"): collections.OrderedDict,
     ("torch", "Size"): tuple,
 }

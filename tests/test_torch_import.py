@@ -24,17 +24,24 @@ from asc_tf.torch_import import CheckpointError, load_upstream_weights, main, ne
 
 def _fake_torch() -> dict[str, types.ModuleType]:
     """Stand-in `torch` / `torch._utils` modules so pickle can name torch's globals (writing only)."""
-    torch, utils = types.ModuleType("torch"), types.ModuleType("torch._utils")
+    torch, utils, tensor_mod = types.ModuleType("torch"), types.ModuleType("torch._utils"), types.ModuleType("torch._tensor")
 
     def _rebuild_tensor_v2(*args):  # pragma: no cover - never called, only named
         raise AssertionError
 
     _rebuild_tensor_v2.__module__, _rebuild_tensor_v2.__qualname__ = "torch._utils", "_rebuild_tensor_v2"
     utils._rebuild_tensor_v2 = _rebuild_tensor_v2
+
+    def _rebuild_from_type_v2(*args):  # pragma: no cover - never called, only named
+        raise AssertionError
+
+    _rebuild_from_type_v2.__module__, _rebuild_from_type_v2.__qualname__ = "torch._tensor", "_rebuild_from_type_v2"
+    tensor_mod._rebuild_from_type_v2 = _rebuild_from_type_v2
+    torch.Tensor = type("Tensor", (), {"__module__": "torch"})
     for name in ("FloatStorage", "HalfStorage", "LongStorage"):
         setattr(torch, name, type(name, (), {"__module__": "torch"}))
-    torch._utils = utils
-    return {"torch": torch, "torch._utils": utils}
+    torch._utils, torch._tensor = utils, tensor_mod
+    return {"torch": torch, "torch._utils": utils, "torch._tensor": tensor_mod}
 
 
 class _Storage:
@@ -43,11 +50,16 @@ class _Storage:
 
 
 class _Tensor:
-    def __init__(self, storage: _Storage, offset: int, shape: tuple, stride: tuple) -> None:
+    def __init__(self, storage: _Storage, offset: int, shape: tuple, stride: tuple, subclass: bool = False) -> None:
         self.args = (storage, offset, shape, stride, False, collections.OrderedDict())
+        self.subclass = subclass
 
     def __reduce__(self):
-        return (sys.modules["torch._utils"]._rebuild_tensor_v2, self.args)
+        rebuild = sys.modules["torch._utils"]._rebuild_tensor_v2
+        if self.subclass:  # how torch pickles tensors with Python state / subclasses
+            return (sys.modules["torch._tensor"]._rebuild_from_type_v2,
+                    (rebuild, sys.modules["torch"].Tensor, self.args, {}))
+        return (rebuild, self.args)
 
 
 class _Evil:
@@ -64,7 +76,7 @@ class _Evil:
 
 def write_torch_zip(path: Path, obj_fn, transpose_first: bool = False) -> None:
     """torch.save's zip layout for the object `obj_fn(tensor)` builds, tensors from numpy arrays."""
-    saved = {k: sys.modules.get(k) for k in ("torch", "torch._utils")}
+    saved = {k: sys.modules.get(k) for k in ("torch", "torch._utils", "torch._tensor")}
     sys.modules.update(_fake_torch())
     try:
         storages: list[_Storage] = []
@@ -83,7 +95,7 @@ def write_torch_zip(path: Path, obj_fn, transpose_first: bool = False) -> None:
             st = _Storage(str(len(storages)), np.concatenate([np.zeros(3, flat.dtype), flat]))  # offset 3
             storages.append(st)
             strides = tuple(s // max(flat.itemsize, 1) for s in np.ascontiguousarray(array).strides)
-            return _Tensor(st, 3, array.shape, strides)
+            return _Tensor(st, 3, array.shape, strides, subclass=len(storages) % 2 == 0)
 
         obj = obj_fn(tensor)
 
