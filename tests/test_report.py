@@ -147,6 +147,14 @@ def test_cli_prints_and_writes(tmp_path, capsys):
     assert out.read_text().strip() == printed.strip()
 
 
+def test_split_of_an_evaluation_folder_comes_from_the_run(tmp_path):
+    make_runs(tmp_path)
+    evaluation = tmp_path / "predictions" / "run3"
+    write_info_json(evaluation / INFO_FILE, fake_run(5).compute(), macs=1, params=2)
+    assert load_run(evaluation, project_dir=tmp_path).split == "5%"
+    assert load_run(evaluation, project_dir=tmp_path / "elsewhere").split == "all"
+
+
 @pytest.mark.parametrize("content, message", [
     (None, "file not found"),
     ("{not json", "not valid JSON"),

@@ -321,20 +321,24 @@ def resolve_info_path(run: str | Path, project_dir: str | Path = "DCASE24_Task1"
     raise ReportError(f"run '{run}' not found: no directory {candidate} nor {Path(project_dir) / str(run)}")
 
 
-def _split_label(run_dir: Path) -> str:
-    """`<subset>%` from the run's config.json when it records one (as the README's "Split" rows), else `all`."""
-    try:
-        subset = json.loads((run_dir / CONFIG_FILE).read_text(encoding="utf-8")).get("subset")
-    except (OSError, ValueError, AttributeError):
-        return "all"
-    return f"{subset}%" if subset is not None else "all"
+def _split_label(*run_dirs: Path) -> str:
+    """`<subset>%` from the first run's config.json that records one (the README's "Split" rows), else `all`."""
+    for run_dir in run_dirs:
+        try:
+            subset = json.loads((run_dir / CONFIG_FILE).read_text(encoding="utf-8")).get("subset")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if subset is not None:
+            return f"{subset}%"
+    return "all"
 
 
 def load_run(run: str | Path, project_dir: str | Path = "DCASE24_Task1") -> RunResult:
-    """Read one run (directory, run id or info.json path); ReportError naming the file if unreadable."""
+    """Read one run (directory, run id or info.json path); ReportError naming the file if unreadable. The split
+    comes from config.json beside info.json, or in `project_dir/<id>/` (for `predictions/<id>/info.json`)."""
     info = resolve_info_path(run, project_dir)
-    return RunResult(name=info.parent.name, info_path=info, split=_split_label(info.parent),
-                     metrics=read_info_json(info))
+    split = _split_label(info.parent, Path(project_dir) / info.parent.name)
+    return RunResult(name=info.parent.name, info_path=info, split=split, metrics=read_info_json(info))
 
 
 def aggregate(results: Sequence[RunResult], columns: Mapping[str, str]) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
