@@ -97,6 +97,17 @@ class Config:
     cache: str = _opt("auto", "keep the split in memory", choices=("auto", "yes", "no"))
     cache_max_clips: int = _opt(40000, "largest split that cache=auto keeps in memory")
 
+    # --- asc-tf: runs ---
+    project_dir: str = _opt(".", "folder holding <project_name>/<run_id>/ run directories")
+    resume: Optional[str] = _opt(None, "run id to continue from its last completed epoch")
+    wandb: str = _opt("auto", "W&B mode (auto: online when logged in, else offline)",
+                      choices=("auto", "online", "offline", "disabled"))
+    strategy: str = _opt("auto", "tf.distribute strategy (auto: MirroredStrategy over all GPUs, else one "
+                         "device; multiworker: MultiWorkerMirroredStrategy from $TF_CONFIG)",
+                         choices=("auto", "one_device", "mirrored", "multiworker"))
+    val_every: int = _opt(1, "validate on the test split every N epochs (upstream: 1; 0 = only at the end)")
+    demo: bool = _opt(False, "make the synthetic dataset and train a short run end to end")
+
     @property
     def roll_samples(self) -> int:
         """Half-width of the time roll in samples at `sample_rate` (upstream: 0.1 s)."""
@@ -117,8 +128,9 @@ class Config:
         if unknown:
             raise ValueError(f"unknown configuration keys {unknown}: saved by another version of asc-tf?")
         out = dict(values)
-        if "n_blocks" in out:
-            out["n_blocks"] = tuple(out["n_blocks"])
+        for name in ("n_blocks", "strides"):
+            if name in out:
+                out[name] = tuple(out[name])
         return cls(**out)
 
 

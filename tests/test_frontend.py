@@ -7,7 +7,6 @@ import json
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from asc_tf import Config
 from asc_tf.model.frontend import LOG_OFFSET, MelFrontend, mask_along_axis, mel_filterbank, periodic_hann
@@ -54,7 +53,7 @@ def test_masking_only_in_training(frontend, golden):
     wave = golden["resampled_32k"][:, 0]
     eval_a = frontend(wave, training=False).numpy()
     np.testing.assert_array_equal(eval_a, frontend(wave).numpy())
-    tf.random.set_seed(3)
+    frontend.seed_generator.state.assign(np.array([3, 0], dtype=frontend.seed_generator.state.dtype))
     widths = []
     for _ in range(5):
         train = frontend(wave, training=True).numpy()
@@ -71,7 +70,7 @@ def test_masking_only_in_training(frontend, golden):
 def test_time_masking_when_enabled(golden):
     layer = MelFrontend.from_config_object(Config(freqm=0, timem=20))
     wave = golden["resampled_32k"][:, 0]
-    tf.random.set_seed(5)
+    layer.seed_generator.state.assign(np.array([5, 0], dtype=layer.seed_generator.state.dtype))
     ref = layer(wave).numpy()
     widths = []
     for _ in range(4):

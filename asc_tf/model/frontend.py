@@ -81,6 +81,7 @@ class MelFrontend(keras.layers.Layer):
         self.sample_rate, self.n_fft, self.window_length = sample_rate, n_fft, window_length
         self.hop_length, self.n_mels, self.f_min, self.f_max = hop_length, n_mels, f_min, f_max
         self.freqm, self.timem = freqm, timem
+        self.seed_generator = keras.random.SeedGenerator()  # reseeded per epoch by the trainer
         self._fb = mel_filterbank(sample_rate, n_fft, n_mels, f_min, f_max)
         self._window = periodic_hann(window_length)
 
@@ -114,8 +115,9 @@ class MelFrontend(keras.layers.Layer):
         for param, axis in ((self.freqm, 1), (self.timem, 2)):
             if param < 1:
                 continue  # torchaudio: mask_param < 1 is the identity
-            value = tf.random.uniform([batch]) * param
-            min_value = tf.random.uniform([batch]) * (tf.cast(tf.shape(mel)[axis], tf.float32) - value)
+            value = keras.random.uniform([batch], seed=self.seed_generator) * param
+            min_value = keras.random.uniform([batch], seed=self.seed_generator) * (
+                tf.cast(tf.shape(mel)[axis], tf.float32) - value)
             mel = mask_along_axis(mel, value, min_value, axis)
         return mel
 

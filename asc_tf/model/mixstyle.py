@@ -29,13 +29,6 @@ def freq_mixstyle(x: tf.Tensor, lmda: tf.Tensor, perm: tf.Tensor, eps: float = M
     return x_normed * sig_mix + mu_mix
 
 
-def sample_beta(shape: tf.Tensor, alpha: float) -> tf.Tensor:
-    """Beta(alpha, alpha) draws as G1 / (G1 + G2) of two Gamma(alpha) draws."""
-    g1 = tf.random.gamma(shape, alpha)
-    g2 = tf.random.gamma(shape, alpha)
-    return g1 / (g1 + g2)
-
-
 @keras.saving.register_keras_serializable(package="asc_tf")
 class FreqMixStyle(keras.layers.Layer):
     """In training, with probability `p` per batch, Freq-MixStyle with Beta(alpha, alpha) per clip."""
@@ -43,6 +36,7 @@ class FreqMixStyle(keras.layers.Layer):
     def __init__(self, p: float = 0.4, alpha: float = 0.3, eps: float = MIXSTYLE_EPS, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.p, self.alpha, self.eps = p, alpha, eps
+        self.seed_generator = keras.random.SeedGenerator()  # reseeded per epoch by the trainer
 
     def call(self, inputs: tf.Tensor, training: Optional[bool] = None) -> tf.Tensor:
         if not training or self.p <= 0:
@@ -50,12 +44,12 @@ class FreqMixStyle(keras.layers.Layer):
         batch = tf.shape(inputs)[0]
 
         def mixed() -> tf.Tensor:
-            lmda = sample_beta([batch], self.alpha)
-            perm = tf.random.shuffle(tf.range(batch))
+            lmda = keras.random.beta([batch], self.alpha, self.alpha, seed=self.seed_generator)
+            perm = keras.random.shuffle(tf.range(batch), seed=self.seed_generator)
             return freq_mixstyle(inputs, lmda, perm, self.eps)
 
         # upstream: `if np.random.rand() > p: return x`, one coin per batch
-        return tf.cond(tf.random.uniform([]) > self.p, lambda: tf.identity(inputs), mixed)
+        return tf.cond(keras.random.uniform([], seed=self.seed_generator) > self.p, lambda: tf.identity(inputs), mixed)
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         return input_shape

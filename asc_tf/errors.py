@@ -1,0 +1,15 @@
+"""The errors that mean "the user must fix something" (bad input, missing data, unknown run): the
+command lines print them as one line instead of a traceback."""
+
+from __future__ import annotations
+
+from asc_tf.data.audio import AudioFileError
+from asc_tf.data.convert import ConversionError
+from asc_tf.data.meta import MetadataError
+from asc_tf.data.pipeline import ShardError
+from asc_tf.data.splits import SplitFilesMissing
+from asc_tf.training.runs import RunError
+
+USER_ERRORS: tuple[type[Exception], ...] = (
+    AudioFileError, ConversionError, MetadataError, ShardError, SplitFilesMissing, RunError,
+)

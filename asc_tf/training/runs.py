@@ -1,0 +1,117 @@
+"""Run directories on disk: `<project_dir>/<project_name>/<run_id>/` as upstream, never overwritten.
+
+    config.json              the run's Config
+    checkpoints/last.keras   model + optimizer state after the last completed epoch (atomic)
+    history.csv              one row per completed epoch
+    model.keras              the final model
+    info.json, results.md, *.png   evaluation outputs
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import string
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import keras
+
+from asc_tf.config import Config
+from asc_tf.io import atomic_write_json
+
+RUN_ID_ALPHABET = string.ascii_lowercase + string.digits
+
+
+class RunError(ValueError):
+    """An unknown run id, or a run directory that cannot be used; the message says what to do."""
+
+
+def new_run_id() -> str:
+    """An 8-character id like W&B's (also used as the W&B run id)."""
+    return "".join(secrets.choice(RUN_ID_ALPHABET) for _ in range(8))
+
+
+@dataclass(frozen=True)
+class Run:
+    """Paths of one run."""
+
+    path: Path
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    @property
+    def config_file(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.path / "checkpoints" / "last.keras"
+
+    @property
+    def history_file(self) -> Path:
+        return self.path / "history.csv"
+
+    @property
+    def final_model(self) -> Path:
+        return self.path / "model.keras"
+
+    def load_config(self) -> Config:
+        try:
+            return Config.from_dict(json.loads(self.config_file.read_text()))
+        except (OSError, json.JSONDecodeError, ValueError, TypeError) as error:
+            raise RunError(f"{self.config_file}: unreadable run configuration ({error})") from None
+
+
+def runs_root(config: Config) -> Path:
+    return Path(config.project_dir) / config.project_name
+
+
+def create_run(config: Config, run_id: Optional[str] = None) -> Run:
+    """A new run directory holding `config.json`; an existing one is never reused."""
+    run = Run(runs_root(config) / (run_id or new_run_id()))
+    try:
+        (run.path / "checkpoints").mkdir(parents=True, exist_ok=False)
+    except FileExistsError:
+        raise RunError(f"{run.path} already exists: runs are never overwritten; choose another id") from None
+    atomic_write_json(run.config_file, config.to_dict())
+    return run
+
+
+def open_run(config: Config, run_id: str) -> Run:
+    """An existing run, with an error listing the known ids when `run_id` is unknown."""
+    root = runs_root(config)
+    run = Run(root / run_id)
+    if not run.config_file.is_file():
+        known = sorted(p.name for p in root.iterdir() if (p / "config.json").is_file()) if root.is_dir() else []
+        raise RunError(
+            f"unknown run id '{run_id}': no {run.config_file}"
+            + (f" (runs in {root}: {', '.join(known[:10])})" if known else f" ({root} holds no runs)")
+        )
+    return run
+
+
+def load_checkpoint(path: Path) -> keras.Model:
+    """A model with its optimizer state, with a clear error for a missing or damaged file."""
+    if not path.is_file():
+        raise RunError(f"{path} does not exist: the run has no completed epoch to resume from or evaluate")
+    try:
+        return keras.saving.load_model(path, compile=True)
+    except Exception as error:  # noqa: BLE001 (Keras raises many types for a damaged zip)
+        raise RunError(f"{path}: cannot load the checkpoint ({type(error).__name__}: {error})") from None
+
+
+def save_atomic(model: keras.Model, path: Path) -> None:
+    """`model.save` under a temporary name, then rename: a kill never leaves a half-written checkpoint."""
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")  # Keras insists on the .keras suffix
+    try:
+        model.save(tmp)
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

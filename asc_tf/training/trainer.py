@@ -1,0 +1,210 @@
+"""The upstream recipe on tf.data: AdamW + warm-up/cosine per step, validation on the dev-test split,
+W&B, a checkpoint per epoch, resume, and upstream's evaluation in float32 and float16.
+
+Each epoch is one `model.fit` call over the dataset of that epoch (`make_dataset(epoch=e)`) with the
+model's random layers reseeded from (seed, epoch): what an epoch sees and draws depends only on the seed
+and its number, so a run resumed from its last checkpoint ends exactly like an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from asc_tf.config import Config
+from asc_tf.data.convert import convert_dataset
+from asc_tf.data.pipeline import make_dataset, split_shards
+from asc_tf.io import atomic_write_text
+from asc_tf.model import build_model
+from asc_tf.training.evaluation import evaluate, write_evaluation
+from asc_tf.training.metrics import prefixed
+from asc_tf.training.optimizer import TorchAdamW
+from asc_tf.training.runs import Run, create_run, load_checkpoint, open_run, save_atomic
+from asc_tf.training.schedule import WarmupCosine, total_steps
+
+log = logging.getLogger(__name__)
+
+LOG_EVERY_N_STEPS = 50  # Lightning's default log_every_n_steps
+
+
+@dataclass
+class TrainResult:
+    run: Run
+    metrics: dict[str, float]  # test/* (float16, as upstream's trainer.test) and val/* (float32)
+
+
+# ----------------------------------------------------------------------------------------------
+# Devices
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """`auto`: MirroredStrategy over all GPUs when there are several, else the default (one device);
+    `mirrored`: MirroredStrategy over every visible device of one kind (GPUs, else CPUs: tests use two
+    logical CPUs); `multiworker`: MultiWorkerMirroredStrategy configured by $TF_CONFIG."""
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "multiworker":
+        if "TF_CONFIG" not in os.environ:
+            raise ValueError("--strategy multiworker needs $TF_CONFIG describing the cluster and this worker's task")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "mirrored" or (name == "auto" and len(gpus) > 1):
+        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+        return tf.distribute.MirroredStrategy(devices)
+    return tf.distribute.get_strategy()
+
+
+# ----------------------------------------------------------------------------------------------
+# Reproducibility
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    return int(np.random.default_rng([seed, epoch, 7]).integers(2**31 - 1))
+
+
+def reseed_layers(model: keras.Model, seed: Optional[int], epoch: int) -> None:
+    """Reset every random layer's SeedGenerator to a state derived from (seed, epoch)."""
+    if seed is None:
+        return
+    for index, layer in enumerate(model._flatten_layers()):  # noqa: SLF001 (Keras' own layer walk)
+        generator = getattr(layer, "seed_generator", None)
+        if isinstance(generator, keras.random.SeedGenerator):
+            generator.state.assign(np.array([epoch_seed(seed, epoch), index], dtype=generator.state.dtype))
+
+
+# ----------------------------------------------------------------------------------------------
+# Model and optimizer
+
+
+def compile_model(model: keras.Model, config: Config, steps: int) -> None:
+    """Upstream's optimizer and loss: torch-arithmetic AdamW (decay on all parameters, eps 1e-8) with the
+    warm-up + cosine schedule per step; mean cross-entropy on logits, no label smoothing."""
+    schedule = WarmupCosine(config.lr, config.warmup_steps, steps, dtype="float32")
+    optimizer = TorchAdamW(learning_rate=schedule, weight_decay=config.weight_decay, beta_1=0.9, beta_2=0.999,
+                           epsilon=1e-8)
+    model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="acc")])
+
+
+# ----------------------------------------------------------------------------------------------
+# Logging
+
+
+class StepLogger(keras.callbacks.Callback):
+    """Logs `lr` and `train/loss` every 50 optimizer steps to W&B, as upstream's Lightning module does
+    (written by hand: Keras' W&B callbacks use other metric names)."""
+
+    def __init__(self, wandb_run: Any) -> None:
+        super().__init__()
+        self.wandb_run = wandb_run
+
+    def on_train_batch_end(self, batch: int, logs: Optional[dict] = None) -> None:
+        step = int(self.model.optimizer.iterations.numpy())
+        if self.wandb_run is not None and step % LOG_EVERY_N_STEPS == 0 and logs:
+            lr = float(self.model.optimizer.learning_rate.numpy())
+            self.wandb_run.log({"lr": lr, "train/loss": float(logs["loss"]), "trainer/global_step": step}, step=step)
+
+
+def start_wandb(config: Config, run: Run, resume: bool) -> Any:
+    """A W&B run with the run's id, project, name, tags and config; offline without a login."""
+    if config.wandb == "disabled":
+        return None
+    import wandb
+
+    mode = config.wandb
+    if mode == "auto":
+        mode = "online" if (os.environ.get("WANDB_API_KEY") or _wandb_logged_in()) else "offline"
+    if mode == "offline":
+        log.info("W&B offline: sync later with `wandb sync %s/wandb`", run.path)
+    return wandb.init(project=config.project_name, name=config.experiment_name, id=run.run_id, tags=["DCASE24"],
+                      config=config.to_dict(), dir=str(run.path), mode=mode, resume="allow" if resume else None,
+                      notes="asc-tf port of the DCASE2024 Task 1 baseline")
+
+
+def _wandb_logged_in() -> bool:
+    try:
+        import netrc
+
+        return netrc.netrc().authenticators("api.wandb.ai") is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
+# ----------------------------------------------------------------------------------------------
+# Training
+
+
+def _append_history(run: Run, row: dict[str, Any], epoch: int) -> pd.DataFrame:
+    """history.csv with this epoch's row; rows of epochs >= `epoch` (from a killed run) are replaced."""
+    history = pd.read_csv(run.history_file) if run.history_file.exists() else pd.DataFrame()
+    if not history.empty:
+        history = history[history["epoch"] < epoch]
+    history = pd.concat([history, pd.DataFrame([row])], ignore_index=True)
+    atomic_write_text(run.history_file, history.to_csv(index=False))
+    return history
+
+
+def train(config: Config, *, verbose: int | str = "auto", progress: bool = True) -> TrainResult:
+    """Train a new run (or `config.resume` one) with upstream's recipe; returns the run and its metrics."""
+    if config.resume:  # the run's own configuration; only where to log and find runs come from the command line
+        run = open_run(config, config.resume)
+        config = run.load_config().replace(resume=config.resume, wandb=config.wandb, project_dir=config.project_dir)
+    else:
+        run = None
+    if config.seed is not None:
+        keras.utils.set_random_seed(config.seed)
+        tf.config.experimental.enable_op_determinism()
+    strategy = make_strategy(config.strategy)
+    shards_dir = convert_dataset(config, progress=progress)
+    split = f"split{config.subset}"
+    _, clips, _ = split_shards(shards_dir, split, verify="size")
+    steps_per_epoch = -(-clips // config.batch_size)
+    if run is not None:
+        with strategy.scope():
+            model = load_checkpoint(run.last_checkpoint)
+        start_epoch = int(model.optimizer.iterations.numpy()) // steps_per_epoch
+        log.info("resuming run %s at epoch %d (step %d)", run.run_id, start_epoch, start_epoch * steps_per_epoch)
+    else:
+        run = create_run(config)
+        with strategy.scope():
+            model = build_model(config)
+            compile_model(model, config, total_steps(config.n_epochs, clips, config.batch_size))
+        start_epoch = 0
+    log.info("run %s in %s", run.run_id, run.path)
+    print(f"run id: {run.run_id} ({run.path})", flush=True)
+    wandb_run = start_wandb(config, run, resume=bool(config.resume))
+    callbacks = [StepLogger(wandb_run)]
+    try:
+        for epoch in range(start_epoch, config.n_epochs):
+            started = time.perf_counter()
+            reseed_layers(model, config.seed, epoch)
+            train_ds = make_dataset(shards_dir, split, config, training=True, epoch=epoch)
+            fit = model.fit(train_ds, epochs=epoch + 1, initial_epoch=epoch, verbose=verbose, callbacks=callbacks,
+                            shuffle=False)  # the dataset shuffles itself
+            row: dict[str, Any] = {"epoch": epoch, "step": int(model.optimizer.iterations.numpy()),
+                                   "lr": float(model.optimizer.learning_rate.numpy()),
+                                   "train/loss": float(fit.history["loss"][-1]),
+                                   "train/acc": float(fit.history["acc"][-1])}
+            last = epoch == config.n_epochs - 1
+            if last or (config.val_every > 0 and (epoch + 1) % config.val_every == 0):
+                row.update(prefixed(evaluate(model, shards_dir, config).compute(), "val/"))
+                log.info("epoch %d: val/macro_avg_acc %.4f val/loss %.4f", epoch, row["val/macro_avg_acc"],
+                         row["val/loss"])
+            row["seconds"] = time.perf_counter() - started
+            save_atomic(model, run.last_checkpoint)
+            _append_history(run, row, epoch)
+            if wandb_run is not None:
+                wandb_run.log({**row, "epoch": epoch}, step=row["step"])
+        save_atomic(model, run.final_model)
+        metrics = write_evaluation(model, run.path, shards_dir, config, run, wandb_run)
+    finally:
+        if wandb_run is not None:
+            wandb_run.finish()
+    return TrainResult(run, metrics)
+
