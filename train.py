@@ -18,9 +18,15 @@ from asc_tf.errors import USER_ERRORS
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_arguments(parser)
-    config = from_args(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    from asc_tf.training.demo import demo_base, demo_config
+
+    # --demo changes the defaults (a short run); flags given on the command line still win
+    demo = getattr(args, "demo", False)
+    config = from_args(args, base=demo_base() if demo else None)
+    if demo and not hasattr(args, "dataset_dir"):
+        config = config.replace(dataset_dir=None)  # the demo's own dataset, not $ASC_TF_DATASET_DIR
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from asc_tf.training.demo import demo_config
     from asc_tf.training.evaluation import evaluate_run
     from asc_tf.training.trainer import train
 

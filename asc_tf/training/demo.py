@@ -16,13 +16,17 @@ DEMO_OVERRIDES = {"subset": 100, "n_epochs": 12, "batch_size": 32, "warmup_steps
                   "experiment_name": "demo"}
 
 
+def demo_base() -> Config:
+    """Defaults of a demo run: upstream's recipe with DEMO_OVERRIDES."""
+    return Config(**DEMO_OVERRIDES)
+
+
 def demo_config(config: Config) -> Config:
-    """`config` with the demo's dataset (made if absent) and training overrides; a seed of 0 unless given."""
+    """`config` with the demo's dataset (made if absent) unless one is given, and a seed of 0 unless given."""
     from asc_tf.data import synthetic
 
     dev_dir = Path(config.dataset_dir) if config.dataset_dir else DEMO_DATASET / synthetic.DEV_DIR_NAME
     if not (dev_dir / "meta.csv").exists():
         log.info("making the synthetic dataset in %s", dev_dir.parent)
         synthetic.generate(dev_dir.parent, seed=0, size=DEMO_SIZE)
-    seed = 0 if config.seed is None else config.seed
-    return config.replace(dataset_dir=str(dev_dir), seed=seed, **DEMO_OVERRIDES)
+    return config.replace(dataset_dir=str(dev_dir), seed=0 if config.seed is None else config.seed)

@@ -4,6 +4,7 @@ upstream's `trainer.test` after `model.half()`), written as info.json, results.m
 from __future__ import annotations
 
 import logging
+import weakref
 from pathlib import Path
 from typing import Any, Callable
 
@@ -41,16 +42,28 @@ def float16_model(model: keras.Model, config: Config) -> Callable[[tf.Tensor], t
     return forward
 
 
+_FORWARDS: "weakref.WeakKeyDictionary[keras.Model, Callable]" = weakref.WeakKeyDictionary()
+
+
+def _float32_forward(model: keras.Model) -> Callable[[tf.Tensor], tf.Tensor]:
+    """One compiled inference function per model, reused at every validation (no retracing per epoch);
+    called outside any distribution strategy, so every replica's copy of the weights is the same."""
+    if model not in _FORWARDS:
+        ref = weakref.ref(model)
+        _FORWARDS[model] = tf.function(lambda w: ref()(w, training=False), reduce_retracing=True)
+    return _FORWARDS[model]
+
+
 def evaluate(model: keras.Model, shards_dir: Path, config: Config, precision: str = "float32"
              ) -> MetricsAccumulator:
     """Upstream's metrics on the dev-test split, batch by batch as upstream's validation loop."""
     if precision == "float16":
         forward = float16_model(model, config)
     else:
-        forward = tf.function(lambda w: model(w, training=False), reduce_retracing=True)
+        forward = _float32_forward(model)
     metrics = MetricsAccumulator()
     for waveform, label, meta in make_dataset(shards_dir, "test", config, training=False, with_metadata=True):
-        metrics.update(forward(waveform).numpy(), label.numpy(), files=meta["filename"].numpy())
+        metrics.update(np.asarray(forward(waveform)), label.numpy(), files=meta["filename"].numpy())
     return metrics
 
 

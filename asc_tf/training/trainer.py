@@ -12,6 +12,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Optional
 
 import keras
@@ -39,6 +40,7 @@ LOG_EVERY_N_STEPS = 50  # Lightning's default log_every_n_steps
 class TrainResult:
     run: Run
     metrics: dict[str, float]  # test/* (float16, as upstream's trainer.test) and val/* (float32)
+    shards_dir: Path
 
 
 # ----------------------------------------------------------------------------------------------
@@ -161,6 +163,8 @@ def train(config: Config, *, verbose: int | str = "auto", progress: bool = True)
         keras.utils.set_random_seed(config.seed)
         tf.config.experimental.enable_op_determinism()
     strategy = make_strategy(config.strategy)
+    log.info("%s with %d replica(s); global batch %d", type(strategy).__name__, strategy.num_replicas_in_sync,
+             config.batch_size)
     shards_dir = convert_dataset(config, progress=progress)
     split = f"split{config.subset}"
     _, clips, _ = split_shards(shards_dir, split, verify="size")
@@ -206,5 +210,5 @@ def train(config: Config, *, verbose: int | str = "auto", progress: bool = True)
     finally:
         if wandb_run is not None:
             wandb_run.finish()
-    return TrainResult(run, metrics)
+    return TrainResult(run, metrics, shards_dir)
 
