@@ -103,7 +103,8 @@ class Config:
     wandb: str = _opt("auto", "W&B mode (auto: online when logged in, else offline)",
                       choices=("auto", "online", "offline", "disabled"))
     strategy: str = _opt("auto", "tf.distribute strategy (auto: MirroredStrategy over all GPUs, else one "
-                         "device; multiworker: MultiWorkerMirroredStrategy from $TF_CONFIG)",
+                         "device; mirrored: over all visible devices; multiworker: refused, Keras 3 cannot fit "
+                         "under it)",
                          choices=("auto", "one_device", "mirrored", "multiworker"))
     val_every: int = _opt(1, "validate on the test split every N epochs (upstream: 1; 0 = only at the end)")
     demo: bool = _opt(False, "make the synthetic dataset and train a short run end to end")

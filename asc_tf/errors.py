@@ -9,7 +9,8 @@ from asc_tf.data.meta import MetadataError
 from asc_tf.data.pipeline import ShardError
 from asc_tf.data.splits import SplitFilesMissing
 from asc_tf.training.runs import RunError
+from asc_tf.training.trainer import StrategyError
 
 USER_ERRORS: tuple[type[Exception], ...] = (
-    AudioFileError, ConversionError, MetadataError, ShardError, SplitFilesMissing, RunError,
+    AudioFileError, ConversionError, MetadataError, ShardError, SplitFilesMissing, RunError, StrategyError,
 )

@@ -146,6 +146,7 @@ def test_two_replica_mirrored_strategy_trains(dataset_dir, data_config, shards_d
     (["--dataset_dir", "/nonexistent/TAU"], "error: no TAU dataset at '/nonexistent/TAU'"),
     (["--evaluate", "--ckpt_id", "nope"], "error: unknown run id 'nope'"),
     (["--resume", "nope"], "error: unknown run id 'nope'"),
+    (["--strategy", "multiworker"], "error: --strategy multiworker: Keras 3's model.fit cannot train"),
 ])
 def test_bad_input_is_one_clear_line(argv, message, tmp_path, capsys):
     import train as train_script

@@ -1,0 +1,109 @@
+"""TFLite converters for what ships: the network (int8 or fp16), the float front end, an end-to-end float model.
+
+All models have a fixed batch of 1, so every shape stored in the flatbuffer is real and the audit can count
+MACs from it. The converter is driven directly (`from_keras_model`, builtin ops only, never Flex ops):
+Keras' own LiteRT export enables TF fallback ops.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable, Iterable, Iterator
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from asc_tf.model.cp_mobile import NETWORK_NAME
+
+log = logging.getLogger(__name__)
+
+FRONTEND_NAME = "frontend"
+
+
+def _batch_one(layer: keras.layers.Layer | keras.Model, input_shape: tuple[int, ...], name: str,
+               head: Callable[[keras.KerasTensor], keras.KerasTensor] | None = None) -> keras.Model:
+    """`layer` wrapped in a functional model whose input has batch size 1 (inference mode)."""
+    x = keras.Input(input_shape, batch_size=1, name=name, dtype="float32")
+    y = layer(x, training=False)
+    if head is not None:
+        y = head(y)
+    return keras.Model(x, y)
+
+
+def _convert(converter: tf.lite.TFLiteConverter) -> bytes:
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]  # no Flex ops
+    return bytes(converter.convert())
+
+
+def network_of(model: keras.Model) -> keras.Model:
+    """The CP-Mobile network inside a full model (or the model itself when it is the network)."""
+    names = {layer.name for layer in model.layers}
+    return model.get_layer(NETWORK_NAME) if NETWORK_NAME in names else model
+
+
+def frontend_of(model: keras.Model) -> keras.layers.Layer:
+    """The MelFrontend layer of a full model."""
+    names = {layer.name for layer in model.layers}
+    if FRONTEND_NAME not in names:
+        raise ValueError(f"model {model.name!r} has no {FRONTEND_NAME!r} layer: export needs a full asc-tf model "
+                         "(waveform in), not the network alone")
+    return model.get_layer(FRONTEND_NAME)
+
+
+def network_shape(network: keras.Model) -> tuple[int, ...]:
+    """Input shape of the network without the batch axis (`(n_mels, frames, 1)`)."""
+    return tuple(int(d) for d in network.input.shape[1:])
+
+
+def convert_network_int8(network: keras.Model, representative: Iterable[np.ndarray]) -> bytes:
+    """Full-integer network: int8 weights and activations, int32 biases, int8 input and output.
+
+    `representative` yields log-mel examples `[1, n_mels, frames, 1]` float32 for post-training calibration.
+    """
+    samples = [np.asarray(x, dtype=np.float32).reshape((1, *network_shape(network))) for x in representative]
+    if not samples:
+        raise ValueError("the representative set is empty: int8 calibration needs log-mel examples")
+
+    def dataset() -> Iterator[list[np.ndarray]]:
+        for sample in samples:
+            yield [sample]
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(_batch_one(network, network_shape(network), "log_mel"))
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = dataset
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    log.info("int8 calibration on %d representative log-mels", len(samples))
+    return bytes(converter.convert())
+
+
+def convert_network_fp16(network: keras.Model) -> bytes:
+    """Network with float16 weights (dequantized to float32 at load), float32 input and output."""
+    converter = tf.lite.TFLiteConverter.from_keras_model(_batch_one(network, network_shape(network), "log_mel"))
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.target_spec.supported_types = [tf.float16]
+    return _convert(converter)
+
+
+def convert_network_float32(network: keras.Model) -> bytes:
+    """Network in float32 (reference; also what the audit tests on a model made too large)."""
+    return _convert(tf.lite.TFLiteConverter.from_keras_model(_batch_one(network, network_shape(network), "log_mel")))
+
+
+def convert_frontend(frontend: keras.layers.Layer, samples: int) -> bytes:
+    """The float32 front end: waveform `[1, samples]` -> log-mel `[1, n_mels, frames, 1]` (RFFT2D is builtin)."""
+    return _convert(tf.lite.TFLiteConverter.from_keras_model(_batch_one(frontend, (samples,), "waveform")))
+
+
+def convert_end_to_end(model: keras.Model, samples: int) -> bytes:
+    """One float32 file: waveform `[1, samples]` -> class probabilities `[1, n_classes]` (softmax of the logits)."""
+    frontend, network = frontend_of(model), network_of(model)
+
+    def forward(x: keras.KerasTensor) -> keras.KerasTensor:
+        return network(frontend(x, training=False), training=False)
+
+    wrapped = _batch_one(keras.layers.Lambda(forward, name="cp_mobile_forward"), (samples,), "waveform",
+                         head=keras.layers.Softmax(name="probabilities"))
+    return _convert(tf.lite.TFLiteConverter.from_keras_model(wrapped))
