@@ -177,3 +177,30 @@ def test_demo_makes_its_dataset_and_trains(monkeypatch, tmp_path, capsys):
     assert code == 0 and (tmp_path / "data" / "synthetic").is_dir()
     assert "macro average accuracy" in out and "python export_tflite.py --ckpt_id" in out
     assert len(list((tmp_path / "DCASE24_Task1").iterdir())) == 1
+
+
+def test_step_logger_recovers_each_steps_loss_from_keras_running_mean():
+    from asc_tf.training.trainer import StepLogger
+
+    class FakeRun:
+        def __init__(self):
+            self.logged = []
+
+        def log(self, values, step):
+            self.logged.append((step, values))
+
+    class FakeOptimizer:
+        iterations = keras.Variable(0, dtype="int64")
+        learning_rate = keras.Variable(0.001)
+
+    losses = np.random.default_rng(0).uniform(1, 3, 120)
+    run = FakeRun()
+    logger = StepLogger(run)
+    logger.set_model(type("M", (), {"optimizer": FakeOptimizer()})())
+    logger.on_epoch_begin(0)
+    for batch, _ in enumerate(losses):
+        FakeOptimizer.iterations.assign(batch + 1)
+        logger.on_train_batch_end(batch, {"loss": float(np.mean(losses[:batch + 1]))})
+    assert [step for step, _ in run.logged] == [50, 100]
+    assert run.logged[0][1]["train/loss"] == pytest.approx(losses[49], rel=1e-9)
+    assert run.logged[1][1]["train/loss"] == pytest.approx(losses[99], rel=1e-9)

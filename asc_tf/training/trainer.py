@@ -106,18 +106,26 @@ def compile_model(model: keras.Model, config: Config, steps: int) -> None:
 
 
 class StepLogger(keras.callbacks.Callback):
-    """Logs `lr` and `train/loss` every 50 optimizer steps to W&B, as upstream's Lightning module does
-    (written by hand: Keras' W&B callbacks use other metric names)."""
+    """Logs `lr` and the step's `train/loss` every 50 optimizer steps to W&B, as upstream's Lightning module
+    (written by hand: Keras' W&B callbacks use other names, and Keras reports the epoch's running mean,
+    from which the step's loss is recovered: batches before the last one of an epoch are equal in size)."""
 
     def __init__(self, wandb_run: Any) -> None:
         super().__init__()
         self.wandb_run = wandb_run
+        self._previous_mean = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: Optional[dict] = None) -> None:
+        self._previous_mean = 0.0
 
     def on_train_batch_end(self, batch: int, logs: Optional[dict] = None) -> None:
+        mean = float((logs or {}).get("loss", float("nan")))
+        step_loss = (batch + 1) * mean - batch * self._previous_mean
+        self._previous_mean = mean
         step = int(self.model.optimizer.iterations.numpy())
-        if self.wandb_run is not None and step % LOG_EVERY_N_STEPS == 0 and logs:
+        if self.wandb_run is not None and step % LOG_EVERY_N_STEPS == 0:
             lr = float(self.model.optimizer.learning_rate.numpy())
-            self.wandb_run.log({"lr": lr, "train/loss": float(logs["loss"]), "trainer/global_step": step}, step=step)
+            self.wandb_run.log({"lr": lr, "train/loss": step_loss, "trainer/global_step": step}, step=step)
 
 
 def start_wandb(config: Config, run: Run, resume: bool) -> Any:
