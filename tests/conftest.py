@@ -68,3 +68,15 @@ def shards_dir(data_config) -> Path:
     from asc_tf.data.convert import convert_dataset
 
     return convert_dataset(data_config, progress=False)
+
+
+@pytest.fixture(scope="session")
+def trained_run(data_config, shards_dir, tmp_path_factory):
+    """A run trained 2 epochs on the tiny synthetic set (W&B offline: no network, no login), shared by the
+    tests that read, evaluate, export or predict with a run."""
+    from asc_tf.training.trainer import train
+
+    os.environ.setdefault("WANDB_SILENT", "true")
+    config = data_config.replace(project_dir=str(tmp_path_factory.mktemp("trained_run")), n_epochs=2,
+                                 warmup_steps=5, wandb="offline", val_every=1)
+    return train(config, verbose=0, progress=False)

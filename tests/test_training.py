@@ -21,7 +21,7 @@ from asc_tf.data.pipeline import make_dataset, steps_per_epoch
 from asc_tf.model import build_model
 from asc_tf.training.evaluation import evaluate_run
 from asc_tf.training.metrics import METRIC_NAMES
-from asc_tf.training.trainer import compile_model, train
+from asc_tf.training.trainer import compile_model
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_FLAGS = ["--batch_size", "16", "--warmup_steps", "5", "--seed", "0", "--clips_per_shard", "32",
@@ -29,16 +29,13 @@ TRAIN_FLAGS = ["--batch_size", "16", "--warmup_steps", "5", "--seed", "0", "--cl
 
 
 @pytest.fixture(scope="session")
-def run_config(data_config, tmp_path_factory):
-    return data_config.replace(project_dir=str(tmp_path_factory.mktemp("project")), n_epochs=2, warmup_steps=5,
-                               wandb="offline", val_every=1)
+def trained(trained_run):
+    return trained_run
 
 
 @pytest.fixture(scope="session")
-def trained(run_config, shards_dir):
-    """One short run (2 epochs, W&B offline), shared by the tests that read its outputs."""
-    os.environ.setdefault("WANDB_SILENT", "true")
-    return train(run_config, verbose=0, progress=False)
+def run_config(trained_run):
+    return trained_run.run.load_config()
 
 
 def test_a_few_steps_reduce_the_loss(shards_dir, data_config):

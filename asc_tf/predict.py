@@ -1,0 +1,204 @@
+"""Evaluation-set predictions in upstream's submission format (`predictions/<id>/output.csv`).
+
+Clips are read and resampled to 32 kHz with the project's resampler, in a background thread pool, and
+predicted in batches; rows are streamed to a temporary file, so memory does not grow with the set.
+Everything is written into a temporary folder that is renamed into place at the end: a failure never
+leaves a half-written prediction behind.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterator, Optional, Sequence
+
+import numpy as np
+
+from asc_tf.data.audio import AudioFileError, load_any_clip
+from asc_tf.data.meta import CLASSES, MetadataError, read_file_list
+from asc_tf.data.synthetic import EVAL_DIR_NAME
+from asc_tf.io import atomic_write_json
+
+if TYPE_CHECKING:
+    from asc_tf.config import Config
+
+log = logging.getLogger(__name__)
+
+EVAL_LIST = Path("evaluation_setup") / "fold1_test.csv"
+CLIP_SECONDS = 1.0
+
+
+class PredictionError(ValueError):
+    """A prediction cannot be made or written; the message names the file and what to do."""
+
+
+@dataclass(frozen=True)
+class EvaluationSet:
+    """An evaluation folder and its file list (paths relative to the folder, e.g. `audio/0.wav`)."""
+
+    root: Path
+    files: tuple[str, ...]
+
+
+def find_evaluation_set(eval_dir: Optional[str | Path], dataset_dir: Optional[str | Path]) -> EvaluationSet:
+    """`eval_dir`, else upstream's place: `TAU-urban-acoustic-scenes-2024-mobile-evaluation` next to the
+    development set. Its list is `evaluation_setup/fold1_test.csv` (or `meta.csv`)."""
+    if eval_dir is None:
+        if dataset_dir is None:
+            raise PredictionError("no evaluation set: pass --eval_dir, or --dataset_dir (the evaluation set is "
+                                  f"looked up next to it as {EVAL_DIR_NAME})")
+        eval_dir = Path(dataset_dir).resolve().parent / EVAL_DIR_NAME
+    root = Path(eval_dir)
+    for candidate in (root / EVAL_LIST, root / "meta.csv"):
+        if candidate.is_file():
+            try:
+                files = tuple(read_file_list(candidate)["filename"])
+            except MetadataError as error:
+                raise PredictionError(str(error)) from None
+            if not files:
+                raise PredictionError(f"{candidate}: the file list is empty")
+            return EvaluationSet(root, files)
+    raise PredictionError(f"no evaluation file list in {root}: expected {root / EVAL_LIST} (or meta.csv)")
+
+
+def _load(root: Path, filename: str, sample_rate: int) -> np.ndarray:
+    clip = load_any_clip(root / filename, sample_rate)
+    expected = int(round(sample_rate * CLIP_SECONDS))
+    if clip.shape[0] != expected:
+        raise AudioFileError(f"{root / filename}: {clip.shape[0] / sample_rate:g} s long, expected {CLIP_SECONDS:g} s")
+    return clip
+
+
+def batches(evaluation: EvaluationSet, sample_rate: int, batch_size: int, workers: int = 4
+            ) -> Iterator[tuple[list[str], np.ndarray]]:
+    """(file names, waveforms [B, samples]) in list order; clips are read ahead in a thread pool
+    (soundfile and numpy release the GIL), at most two batches ahead."""
+    files = list(evaluation.files)
+    chunks = [files[i:i + batch_size] for i in range(0, len(files), batch_size)]
+
+    def load_chunk(chunk: list[str]) -> np.ndarray:
+        return np.stack([_load(evaluation.root, f, sample_rate) for f in chunk])
+
+    with concurrent.futures.ThreadPoolExecutor(max(1, workers)) as pool:
+        pending = [pool.submit(load_chunk, c) for c in chunks[:2]]
+        for index, chunk in enumerate(chunks):
+            waveforms = pending.pop(0).result()
+            if index + 2 < len(chunks):
+                pending.append(pool.submit(load_chunk, chunks[index + 2]))
+            yield chunk, waveforms
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def write_predictions(
+    out_dir: Path,
+    evaluation: EvaluationSet,
+    predict_probabilities: Callable[[np.ndarray], np.ndarray],
+    info: dict,
+    model_files: Sequence[Path],
+    *,
+    sample_rate: int = 32000,
+    batch_size: int = 256,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Write `output.csv` (upstream's format), `info.json` and copies of `model_files` into `out_dir`,
+    atomically; `predict_probabilities` maps waveforms `[B, samples]` to class probabilities `[B, 10]`."""
+    from tqdm.auto import tqdm
+
+    out_dir = Path(out_dir)
+    if (out_dir / "output.csv").exists() and not overwrite:
+        raise PredictionError(f"{out_dir / 'output.csv'} exists: pass --overwrite to replace it")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        if out_dir.is_dir():  # keep what else is there (e.g. train.py --evaluate's reports)
+            shutil.copytree(out_dir, staging, dirs_exist_ok=True)
+        with open(staging / "output.csv", "w", encoding="utf-8", newline="") as handle:
+            handle.write("\t".join(["filename", "scene_label", *CLASSES]) + "\n")
+            with tqdm(total=len(evaluation.files), unit="clip", desc="predicting", disable=not progress) as bar:
+                for names, waveforms in batches(evaluation, sample_rate, batch_size):
+                    probabilities = np.asarray(predict_probabilities(waveforms), dtype=np.float64)
+                    for name, row in zip(names, probabilities):
+                        short = name[len("audio/"):] if name.startswith("audio/") else name
+                        cells = [short, CLASSES[int(np.argmax(row))], *(f"{p:.6g}" for p in row)]
+                        handle.write("\t".join(cells) + "\n")
+                    bar.update(len(names))
+        atomic_write_json(staging / "info.json", info)
+        for path in model_files:
+            shutil.copy2(path, staging / Path(path).name)
+        if out_dir.exists():
+            old = out_dir.with_name(f".{out_dir.name}.old")
+            os.replace(out_dir, old)
+            os.replace(staging, out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    log.info("wrote %s (%d clips)", out_dir / "output.csv", len(evaluation.files))
+    return out_dir / "output.csv"
+
+
+def run_info(run_dir: Path) -> dict:
+    """MACs, Params and dev-test metrics of a run (its info.json, written at the end of training)."""
+    path = run_dir / "info.json"
+    if not path.is_file():
+        raise PredictionError(f"{path} missing: the run has not finished its evaluation (train.py --evaluate)")
+    return json.loads(path.read_text())
+
+
+def _keras_source(config: "Config", ckpt_id: Optional[str], model_path: Optional[Path]
+                  ) -> tuple[Callable[[np.ndarray], np.ndarray], dict, list[Path], str, "Config"]:
+    """(probabilities function, info, model files, prediction id, config) of a run or a .keras file."""
+    import keras
+
+    from asc_tf.complexity import complexity_rows, totals
+    from asc_tf.training.evaluation import float16_model
+    from asc_tf.training.runs import load_checkpoint, open_run
+
+    if ckpt_id is not None:
+        run = open_run(config, ckpt_id)
+        run_config = run.load_config()
+        model_file = run.final_model if run.final_model.is_file() else run.last_checkpoint
+        model = load_checkpoint(model_file)
+        forward = float16_model(model, run_config)  # upstream's predict_step runs model.half()
+        info = run_info(run.path)
+        return (lambda w: softmax(np.asarray(forward(w), np.float32))), info, [model_file], ckpt_id, \
+            config.replace(dataset_dir=config.dataset_dir or run_config.dataset_dir)
+    path = Path(str(model_path))
+    if not path.is_file():
+        raise PredictionError(f"{path}: model file not found")
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except Exception as error:  # noqa: BLE001 (Keras raises many types for a foreign or damaged file)
+        raise PredictionError(f"{path}: cannot load the model ({type(error).__name__}: {error})") from None
+    params, macs = totals(complexity_rows(model))
+    return (lambda w: softmax(np.asarray(model.predict_on_batch(w), np.float32))), \
+        {"MACs": macs, "Params": params}, [path], path.stem, config
+
+
+def predict_evaluation_set(config: "Config", *, ckpt_id: Optional[str] = None, model_path: Optional[Path] = None,
+                           bundle: Optional[Path] = None, eval_dir: Optional[Path] = None,
+                           progress: bool = True) -> Path:
+    """Predict the evaluation set with one of: a run, a .keras file, an export bundle; returns output.csv."""
+    if bundle is not None:
+        from asc_tf.export.predictor import bundle_source  # LiteRT: exactly what ships
+
+        probabilities, info, files, name = bundle_source(Path(bundle))
+    else:
+        probabilities, info, files, name, config = _keras_source(config, ckpt_id, model_path)
+    evaluation = find_evaluation_set(eval_dir, config.dataset_dir)
+    out_dir = Path(config.project_dir) / "predictions" / name
+    return write_predictions(out_dir, evaluation, probabilities, info, files, batch_size=config.batch_size,
+                             overwrite=config.overwrite, progress=progress)

@@ -1,0 +1,115 @@
+"""predict.py: upstream's output.csv for the evaluation set, info.json, atomic writes, bad inputs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from asc_tf.data.meta import CLASSES
+from asc_tf.data.synthetic import EVAL_DIR_NAME
+from asc_tf.predict import PredictionError, find_evaluation_set, predict_evaluation_set
+
+HEADER = ["filename", "scene_label", *CLASSES]
+
+
+@pytest.fixture(scope="module")
+def run_predictions(trained_run, synthetic_root):
+    config = trained_run.run.load_config()
+    path = predict_evaluation_set(config, ckpt_id=trained_run.run.run_id, progress=False)
+    return path, config
+
+
+def test_output_csv_is_upstreams_format(run_predictions, synthetic_root):
+    path, _ = run_predictions
+    assert path.read_text().splitlines()[0] == "\t".join(HEADER)
+    frame = pd.read_csv(path, sep="\t")
+    listed = pd.read_csv(synthetic_root / EVAL_DIR_NAME / "evaluation_setup" / "fold1_test.csv", sep="\t")
+    assert list(frame.columns) == HEADER
+    assert list(frame["filename"]) == [f[len("audio/"):] for f in listed["filename"]]  # list order, no audio/
+    probabilities = frame[list(CLASSES)].to_numpy()
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    assert list(frame["scene_label"]) == [CLASSES[i] for i in probabilities.argmax(axis=1)]
+
+
+def test_info_json_and_model_copy(run_predictions, trained_run):
+    path, _ = run_predictions
+    info = json.loads((path.parent / "info.json").read_text())
+    assert (info["MACs"], info["Params"]) == (29419156, 61148)
+    assert info["test"][0]["test/macro_avg_acc"] == pytest.approx(trained_run.metrics["test/macro_avg_acc"])
+    assert (path.parent / "model.keras").is_file()
+    assert not [p for p in path.parent.parent.iterdir() if p.name.startswith(".")]  # no staging left behind
+
+
+def test_existing_prediction_is_kept_without_overwrite(run_predictions, trained_run):
+    path, config = run_predictions
+    before = path.read_bytes()
+    with pytest.raises(PredictionError, match="output.csv exists: pass --overwrite"):
+        predict_evaluation_set(config, ckpt_id=trained_run.run.run_id, progress=False)
+    predict_evaluation_set(config.replace(overwrite=True), ckpt_id=trained_run.run.run_id, progress=False)
+    assert path.read_bytes() == before  # deterministic, and replaced in one piece
+
+
+@pytest.fixture()
+def eval_copy(synthetic_root, tmp_path):
+    target = tmp_path / EVAL_DIR_NAME
+    shutil.copytree(synthetic_root / EVAL_DIR_NAME, target)
+    return target
+
+
+def _predict_into(tmp_path, trained_run, eval_dir):
+    config = trained_run.run.load_config().replace(project_dir=str(tmp_path / "project"))
+    shutil.copytree(trained_run.run.path.parent, tmp_path / "project" / "DCASE24_Task1")
+    return predict_evaluation_set(config, ckpt_id=trained_run.run.run_id, eval_dir=eval_dir, progress=False)
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("missing", r"audio/3.wav: file not found"),
+    ("corrupt", r"audio/3.wav: cannot read audio"),
+    ("long", r"audio/3.wav: 2 s long, expected 1 s"),
+])
+def test_bad_clip_names_the_file_and_leaves_nothing(trained_run, eval_copy, tmp_path, damage, message):
+    clip = eval_copy / "audio" / "3.wav"
+    if damage == "missing":
+        clip.unlink()
+    elif damage == "corrupt":
+        clip.write_bytes(b"RIFFnot a wav")
+    else:
+        sf.write(str(clip), np.zeros(96000), 48000, subtype="PCM_16")  # 48 kHz resamples fine, but 2 s long
+    with pytest.raises(Exception, match=message):
+        _predict_into(tmp_path, trained_run, eval_copy)
+    predictions = tmp_path / "project" / "predictions"
+    assert not predictions.exists() or not any(predictions.iterdir())
+
+
+def test_other_sample_rates_are_resampled(trained_run, eval_copy, tmp_path):
+    clip = eval_copy / "audio" / "0.wav"
+    data, _ = sf.read(str(clip))
+    from asc_tf.data.resample import resample
+
+    sf.write(str(clip), resample(data.astype(np.float32), 44100, 48000), 48000, subtype="PCM_24")
+    frame = pd.read_csv(_predict_into(tmp_path, trained_run, eval_copy), sep="\t")
+    assert frame["filename"].iloc[0] == "0.wav"
+
+
+def test_empty_or_missing_file_list(eval_copy, tmp_path):
+    listing = eval_copy / "evaluation_setup" / "fold1_test.csv"
+    listing.write_text("filename\n")
+    with pytest.raises(PredictionError, match="fold1_test.csv: the file list is empty"):
+        find_evaluation_set(eval_copy, None)
+    listing.unlink()
+    with pytest.raises(PredictionError, match="no evaluation file list in"):
+        find_evaluation_set(eval_copy, None)
+
+
+def test_cli_one_line_errors(tmp_path, capsys):
+    import predict as predict_script
+
+    code = predict_script.main(["--ckpt_id", "nope", "--project_dir", str(tmp_path)])
+    assert code == 2 and capsys.readouterr().err.strip().splitlines()[-1].startswith("error: unknown run id 'nope'")
+    with pytest.raises(SystemExit):
+        predict_script.main([])  # one of --ckpt_id, --model, --tflite is required
