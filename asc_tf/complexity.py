@@ -5,11 +5,13 @@ that table from the Keras layers (shapes in torch's NCHW order, torchinfo's MAC 
 be checked against upstream's 61,148 parameters and 29,419,156 MACs.
 
     python -m asc_tf.complexity MODEL.keras     (or no MODEL: the network of the Config flags)
+    python -m asc_tf.complexity MODEL.tflite [--json]   the audit of an exported file (asc_tf.export.audit)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -193,21 +195,40 @@ def load_for_complexity(path: str | Path) -> keras.Model:
     """A `.keras` file of the project (full model or network alone); other formats are refused."""
     path = Path(path)
     if path.suffix != ".keras":
-        raise ValueError(f"{path}: only .keras files are supported here (.tflite complexity is not implemented yet)")
+        raise ValueError(f"{path}: only .keras and .tflite files are supported")
     import asc_tf  # noqa: F401  registers the custom layers
 
     return keras.saving.load_model(path, compile=False)
 
 
+def _audit_tflite(path: str, as_json: bool) -> int:
+    """The flatbuffer audit of a `.tflite` file: 0 within the challenge limits, 3 over one."""
+    from asc_tf.export.audit import audit_file, format_audit
+
+    audit = audit_file(path)
+    print(json.dumps(audit.to_dict(), indent=2) if as_json else format_audit(audit), end="" if not as_json else "\n")
+    return 0 if audit.passed else 3
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m asc_tf.complexity", description=__doc__.split("\n\n")[0])
-    parser.add_argument("model", nargs="?", help="a .keras file; without it, the network of the flags below")
+    parser.add_argument("model", nargs="?", help="a .keras or .tflite file; without it, the network of the flags below")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON (for scripts)")
     add_arguments(parser, MODEL_FLAGS)
     args = parser.parse_args(argv)
+    from asc_tf.export.errors import AuditError
+
     try:
+        if args.model and Path(args.model).suffix == ".tflite":
+            return _audit_tflite(args.model, args.json)
         model = load_for_complexity(args.model) if args.model else build_network(from_args(args))
-        print(format_table(complexity_rows(model)))
-    except (ValueError, OSError) as err:
+        rows = complexity_rows(model)
+        if args.json:
+            params, macs = totals(rows)
+            print(json.dumps({"parameters": params, "macs": macs, "rows": rows}, indent=2))
+        else:
+            print(format_table(rows))
+    except (ValueError, OSError, AuditError) as err:
         print(f"error: {err}")
         return 1
     return 0

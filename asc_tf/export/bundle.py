@@ -1,0 +1,329 @@
+"""The export bundle: convert a run's model, audit the network against the challenge limits, measure what
+ships (LiteRT accuracy, TFLite Micro), and write the files with a `manifest.json`; `load_bundle` reads it back.
+
+    network_int8.tflite | network_fp16.tflite   log-mel [1, n_mels, frames, 1] -> logits [1, n_classes]
+    frontend_float32.tflite                     waveform [1, samples] -> log-mel
+    end_to_end_float32.tflite                   waveform [1, samples] -> class probabilities
+    complexity.md, complexity.json              the audit of the network file
+    firmware/ (int8)                            C arrays of the network, window and mel matrix; README.md
+    manifest.json
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import platform
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Optional
+
+import keras
+import numpy as np
+
+from asc_tf.config import Config
+from asc_tf.data.convert import convert_dataset, file_sha256
+from asc_tf.data.meta import CLASSES
+from asc_tf.data.pipeline import make_dataset
+from asc_tf.export import tflite, tflm
+from asc_tf.export.accuracy import AccuracyReport, evaluate_exported
+from asc_tf.export.errors import ExportError, OverLimitError
+from asc_tf.export.audit import Audit, audit_tflite, format_audit
+from asc_tf.export.firmware import write_firmware
+from asc_tf.export.runtime import ExportedClassifier, TFLiteModel, tensor_io
+from asc_tf.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from asc_tf.model.frontend import LOG_OFFSET
+from asc_tf.training.runs import Run, open_run
+
+log = logging.getLogger(__name__)
+
+FORMAT = "asc-tf-export/1"
+MANIFEST = "manifest.json"
+PRECISIONS = ("int8", "fp16")
+PACKAGES = ("tensorflow", "keras", "numpy", "ai-edge-litert", "tflite-micro", "flatbuffers")
+
+
+@dataclass
+class ExportOptions:
+    """What `export_tflite.py` makes; flags of the same names."""
+
+    precision: str = "int8"
+    out: Optional[str] = None  # default: <project_dir>/exports/<run id or model name>_<precision>
+    overwrite: bool = False
+    keep_over_limit: bool = False
+    representative_size: int = 200  # training-split clips calibrating the int8 network
+    tflm_clips: int = 4
+    skip_accuracy: bool = False
+
+
+@dataclass
+class Source:
+    """The model to export and where it came from."""
+
+    model: keras.Model
+    config: Config
+    checkpoint: Path
+    run_id: Optional[str]
+
+    @property
+    def name(self) -> str:
+        return self.run_id or self.checkpoint.stem
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    manifest: dict[str, Any]
+    audit: Audit
+    files: dict[str, bytes] = field(default_factory=dict)
+    accuracy: Optional["AccuracyReport"] = None  # per-clip logits of both models, when measured
+
+
+def _nearby_config(path: Path) -> Optional[Config]:
+    """The run configuration beside a `.keras` file of a run (`run/model.keras`, `run/checkpoints/last.keras`)."""
+    for folder in (path.parent, path.parent.parent):
+        if (folder / "config.json").is_file():
+            return Run(folder).load_config()
+    return None
+
+
+def load_source(ckpt: str, config: Config, overrides: Optional[dict[str, Any]] = None) -> Source:
+    """The model of a run id (its last checkpoint) or of a `.keras` path, with the run's configuration
+    (`overrides`, e.g. data flags given on the command line, win over it; the project folder is `config`'s)."""
+    import asc_tf  # noqa: F401  registers the custom layers
+
+    overrides = dict(overrides or {})
+    path = Path(ckpt)
+    if path.suffix == ".keras":
+        if not path.is_file():
+            raise ExportError(f"{path} does not exist")
+        run_config, run_id = _nearby_config(path) or config, None
+    else:
+        run = open_run(config, ckpt)
+        path, run_config, run_id = run.last_checkpoint, run.load_config(), run.run_id
+        if not path.is_file():
+            raise ExportError(f"{path} does not exist: run {run_id} has no completed epoch to export")
+    merged = run_config.replace(project_dir=config.project_dir, **overrides)
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except Exception as error:  # noqa: BLE001 (Keras raises many types for a damaged zip)
+        raise ExportError(f"{path}: cannot load the model ({type(error).__name__}: {error})") from None
+    try:
+        tflite.frontend_of(model)
+    except ValueError as error:
+        raise ExportError(f"{path}: {error}") from None
+    return Source(model, merged, path, run_id)
+
+
+def _shards(config: Config, why: str) -> Path:
+    if not config.dataset_dir:
+        raise ExportError(f"{why} needs the dataset: pass --dataset_dir (or set $ASC_TF_DATASET_DIR)")
+    return convert_dataset(config, progress=False)
+
+
+def representative_log_mels(model: keras.Model, shards_dir: Path, config: Config, size: int) -> list[np.ndarray]:
+    """`size` log-mels `[1, n_mels, frames, 1]` of the run's training split, shuffled by the seed, unrolled."""
+    split = f"split{config.subset}"
+    plain = config.replace(roll_sec=0.0, seed=0 if config.seed is None else config.seed)
+    frontend = tflite.frontend_of(model)
+    out: list[np.ndarray] = []
+    for waveform, _ in make_dataset(shards_dir, split, plain, training=True, epoch=0, batch_size=32):
+        out += [m[None] for m in np.asarray(frontend(waveform, training=False))]
+        if len(out) >= size:
+            break
+    if not out:
+        raise ExportError(f"the training split {split} is empty: no representative set for int8 calibration")
+    return out[:size]
+
+
+def package_versions() -> dict[str, Optional[str]]:
+    import asc_tf
+
+    versions: dict[str, Optional[str]] = {"python": platform.python_version(), "asc-tf": asc_tf.__version__}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def _file_entry(name: str, data: bytes) -> dict[str, Any]:
+    return {"path": name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def _summary(audit: Audit) -> dict[str, Any]:
+    figures = audit.to_dict()
+    figures.pop("rows")
+    return figures
+
+
+def _tflm_section(network: bytes, examples: list[np.ndarray], litert: TFLiteModel) -> dict[str, Any]:
+    if not tflm.available():
+        log.warning("TFLite Micro skipped: %s", tflm.unavailable_reason())
+        return {"skipped": tflm.unavailable_reason()}
+    inputs = [litert.quantize_input(x) for x in examples]
+    return tflm.compare_with_litert(network, inputs, [litert.run_raw(x) for x in inputs]).to_dict()
+
+
+def _out_dir(source: Source, options: ExportOptions) -> Path:
+    out = Path(options.out) if options.out else (
+        Path(source.config.project_dir) / "exports" / f"{source.name}_{options.precision}")
+    if out.exists() and not options.overwrite:
+        raise ExportError(f"{out} exists: pass --overwrite to replace the bundle, or choose another --out")
+    if out.exists() and not (out / MANIFEST).is_file() and any(out.iterdir()):
+        raise ExportError(f"{out} is a non-empty folder that is not an export bundle: refusing to replace it")
+    return out
+
+
+def export_bundle(source: Source, options: ExportOptions) -> ExportResult:
+    """Convert, audit (raising OverLimitError unless `keep_over_limit`), measure, and write the bundle."""
+    if options.precision not in PRECISIONS:
+        raise ExportError(f"precision must be one of {PRECISIONS}, got {options.precision!r}")
+    out = _out_dir(source, options)
+    config, model = source.config, source.model
+    network = tflite.network_of(model)
+    samples = int(model.input.shape[-1])
+    shards = None
+    representative: list[np.ndarray] = []
+    if options.precision == "int8":
+        shards = _shards(config, "int8 calibration")
+        representative = representative_log_mels(model, shards, config, options.representative_size)
+        network_bytes = tflite.convert_network_int8(network, representative)
+    else:
+        network_bytes = tflite.convert_network_fp16(network)
+    network_name = f"network_{options.precision}.tflite"
+    audit = audit_tflite(network_bytes, network_name)
+    log.info("audit: %s", audit.verdict())
+    if not audit.passed and not options.keep_over_limit:
+        raise OverLimitError(f"{network_name} {audit.verdict()}; pass --keep_over_limit to write it anyway")
+    frontend_bytes = tflite.convert_frontend(tflite.frontend_of(model), samples)
+    end_to_end_bytes = tflite.convert_end_to_end(model, samples)
+    files = {network_name: network_bytes, "frontend_float32.tflite": frontend_bytes,
+             "end_to_end_float32.tflite": end_to_end_bytes}
+    classifier = ExportedClassifier(frontend_bytes, network_bytes)
+    accuracy: dict[str, Any] = {"skipped": "--skip_accuracy"}
+    report = None
+    if not options.skip_accuracy:
+        report = evaluate_exported(model, classifier, shards or _shards(config, "the accuracy check"), config)
+        accuracy = report.to_dict(f"litert_{options.precision}")
+    tflm_section: dict[str, Any] = {"skipped": "fp16 network (TFLite Micro runs the int8 network)"}
+    if options.precision == "int8":
+        tflm_section = _tflm_section(network_bytes, representative[:options.tflm_clips], classifier.network)
+    net_in, net_out = tensor_io(classifier.network.input), tensor_io(classifier.network.output)
+    manifest = _manifest(source, options, files, audit, accuracy, tflm_section, classifier, len(representative))
+    _write(out, options, files, audit, manifest, config, net_in, net_out, tflm_section.get("arena_bytes"))
+    log.info("bundle written to %s", out)
+    return ExportResult(out, manifest, audit, files, report)
+
+
+def _manifest(source: Source, options: ExportOptions, files: dict[str, bytes], audit: Audit,
+              accuracy: dict[str, Any], tflm_section: dict[str, Any], classifier: ExportedClassifier,
+              representative: int) -> dict[str, Any]:
+    config = source.config
+    network_name = f"network_{options.precision}.tflite"
+    front, e2e = audit_tflite(files["frontend_float32.tflite"]), audit_tflite(files["end_to_end_float32.tflite"])
+    return {
+        "format": FORMAT,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "precision": options.precision,
+        "classes": list(CLASSES),
+        "sample_rate": config.sample_rate,
+        "clip_samples": int(source.model.input.shape[-1]),
+        "files": {"network": _file_entry(network_name, files[network_name]),
+                  "frontend": _file_entry("frontend_float32.tflite", files["frontend_float32.tflite"]),
+                  "end_to_end": _file_entry("end_to_end_float32.tflite", files["end_to_end_float32.tflite"])},
+        "inputs": {"network": tensor_io(classifier.network.input), "frontend": tensor_io(classifier.frontend.input),
+                   "end_to_end": {"shape": [1, int(source.model.input.shape[-1])], "dtype": "float32"}},
+        "outputs": {"network": {**tensor_io(classifier.network.output), "meaning": "logits"},
+                    "frontend": {**tensor_io(classifier.frontend.output), "meaning": "log-mel"},
+                    "end_to_end": {"shape": [1, len(CLASSES)], "dtype": "float32", "meaning": "probabilities"}},
+        "frontend": {"sample_rate": config.sample_rate, "n_fft": config.n_fft, "window": "periodic hann",
+                     "window_length": config.window_length, "hop_length": config.hop_length,
+                     "n_mels": config.n_mels, "f_min": config.f_min,
+                     "f_max": config.f_max or config.sample_rate // 2, "mel_scale": "htk", "padding": "reflect",
+                     "centered": True, "log_offset": LOG_OFFSET, "power": 2.0},
+        "source": {"checkpoint": str(source.checkpoint), "sha256": file_sha256(source.checkpoint),
+                   "run_id": source.run_id, "subset": config.subset},
+        "representative_set": ({"split": f"split{config.subset}", "clips": representative,
+                                "seed": 0 if config.seed is None else config.seed} if representative else None),
+        "packages": package_versions(),
+        "complexity": {"network": _summary(audit),
+                       "frontend_float32": {"parameter_bytes": front.parameter_bytes, "macs": front.macs,
+                                            "note": "not counted by the challenge: runs before the network"},
+                       "end_to_end_float32": {"parameter_bytes": e2e.parameter_bytes, "macs": e2e.macs}},
+        "accuracy": accuracy,
+        "tflm": tflm_section,
+    }
+
+
+def _write(out: Path, options: ExportOptions, files: dict[str, bytes], audit: Audit, manifest: dict[str, Any],
+           config: Config, net_in: dict, net_out: dict, arena: Optional[int]) -> None:
+    """Write everything into a staging folder beside `out`, then swap it in: no half-written bundle is left."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    try:
+        for name, data in files.items():
+            atomic_write_bytes(stage / name, data)
+        atomic_write_text(stage / "complexity.md", format_audit(audit))
+        atomic_write_json(stage / "complexity.json", audit.to_dict())
+        if options.precision == "int8":
+            written = write_firmware(stage / "firmware", files[manifest["files"]["network"]["path"]], config,
+                                     (net_in["scale"], net_in["zero_point"]),
+                                     (net_out["scale"], net_out["zero_point"]), list(CLASSES), arena)
+            manifest["files"]["firmware"] = [f"firmware/{name}" for name in written]
+        manifest["files"]["complexity"] = ["complexity.md", "complexity.json"]
+        atomic_write_json(stage / MANIFEST, manifest)
+        stage.chmod(0o755)  # mkdtemp/mkstemp make private files; a bundle is meant to be shared
+        for item in stage.rglob("*"):
+            item.chmod(0o755 if item.is_dir() else 0o644)
+        old = None
+        if out.exists():
+            old = out.with_name(f".{out.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            out.rename(old)
+        stage.rename(out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+@dataclass
+class Bundle:
+    """A bundle read back from disk, its files checked against the manifest's sizes and hashes."""
+
+    path: Path
+    manifest: dict[str, Any]
+
+    def file(self, role: str) -> Path:
+        return self.path / self.manifest["files"][role]["path"]
+
+    def classifier(self, num_threads: Optional[int] = None) -> ExportedClassifier:
+        """Front end + network under LiteRT: what ships."""
+        return ExportedClassifier(self.file("frontend"), self.file("network"), num_threads)
+
+    def end_to_end(self, num_threads: Optional[int] = None) -> TFLiteModel:
+        return TFLiteModel(self.file("end_to_end"), num_threads)
+
+
+def load_bundle(path: str | Path) -> Bundle:
+    """Read `manifest.json` and check every model file it lists (size and sha256)."""
+    path = Path(path)
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ExportError(f"{path}: not an export bundle ({MANIFEST}: {error})") from None
+    if manifest.get("format") != FORMAT:
+        raise ExportError(f"{path / MANIFEST}: format {manifest.get('format')!r}, expected {FORMAT!r}")
+    for role in ("network", "frontend", "end_to_end"):
+        entry = manifest["files"][role]
+        target = path / entry["path"]
+        if not target.is_file() or target.stat().st_size != entry["bytes"] or file_sha256(target) != entry["sha256"]:
+            raise ExportError(f"{target}: missing or changed since export (size/sha256 differ from {MANIFEST})")
+    return Bundle(path, manifest)

@@ -1,0 +1,76 @@
+"""Export a trained model as TFLite: `python export_tflite.py --ckpt_id ID [--int8 | --fp16] [--out DIR]`.
+
+Writes a bundle (network int8 or fp16, float front end, end-to-end float model, manifest.json, the
+complexity audit of the network file, and for int8 the firmware C arrays). `--ckpt_id` is a run id or a
+`.keras` path. Exit status: 0 written, 2 a user error, 3 the network is over a challenge limit (nothing
+written unless --keep_over_limit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from asc_tf.config import add_arguments, from_args
+
+CONFIG_FLAGS = ("ckpt_id", "project_dir", "project_name", "dataset_dir", "split_dir", "num_workers", "batch_size",
+                "seed")
+DATA_FLAGS = ("dataset_dir", "split_dir", "tfrecords_dir", "num_workers", "batch_size", "seed")
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_arguments(parser, CONFIG_FLAGS)
+    # Config's --tfrecords_dir carries the alias --out, which here names the bundle
+    parser.add_argument("--tfrecords_dir", default=argparse.SUPPRESS, help="root folder of converted datasets")
+    kind = parser.add_mutually_exclusive_group()
+    kind.add_argument("--int8", dest="precision", action="store_const", const="int8",
+                      help="int8 network, int8 input/output (default)")
+    kind.add_argument("--fp16", dest="precision", action="store_const", const="fp16", help="float16-weight network")
+    parser.add_argument("--out", help="bundle folder (default: PROJECT_DIR/exports/<run id>_<precision>)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --out")
+    parser.add_argument("--keep_over_limit", action="store_true",
+                        help="write the bundle even when the network exceeds 128,000 bytes or 30 M MACs")
+    parser.add_argument("--representative_size", type=int, default=200,
+                        help="training-split clips calibrating the int8 network (default: 200)")
+    parser.add_argument("--tflm_clips", type=int, default=4, help="clips run under TFLite Micro (default: 4)")
+    parser.add_argument("--skip_accuracy", action="store_true", help="do not evaluate on the dev-test split")
+    args = parser.parse_args(argv)
+    if not getattr(args, "ckpt_id", None):
+        parser.error("--ckpt_id RUN_ID_OR_MODEL.keras is required")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from asc_tf.errors import USER_ERRORS
+    from asc_tf.export.bundle import ExportOptions, OverLimitError, export_bundle, load_source
+
+    config = from_args(args)
+    options = ExportOptions(precision=args.precision or "int8", out=args.out, overwrite=args.overwrite,
+                            keep_over_limit=args.keep_over_limit, representative_size=args.representative_size,
+                            tflm_clips=args.tflm_clips, skip_accuracy=args.skip_accuracy)
+    overrides = {name: getattr(args, name) for name in DATA_FLAGS if hasattr(args, name)}
+    try:
+        result = export_bundle(load_source(str(config.ckpt_id), config, overrides), options)
+    except OverLimitError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 3
+    except USER_ERRORS as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(result.audit.verdict())
+    accuracy = result.manifest["accuracy"]
+    if "macro_avg_acc" in accuracy:
+        print("macro accuracy (dev-test): " + ", ".join(f"{k} {v:.4f}" for k, v in accuracy["macro_avg_acc"].items())
+              + f"; top-1 agreement {accuracy['top1_agreement']:.4f}")
+    if "arena_bytes" in result.manifest["tflm"]:
+        print(f"TFLite Micro arena: {result.manifest['tflm']['arena_bytes']:,} bytes")
+    print(f"bundle: {result.path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
