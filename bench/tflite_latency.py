@@ -1,7 +1,7 @@
 """LiteRT latency per 1 s clip of what ships: the float front end, the int8 network, and both, on one thread.
 
 With `--bundle DIR` it times an export bundle (export_tflite.py --int8); without, it exports a randomly
-initialised baseline to a temporary folder first (calibrated on random audio: latency does not depend on
+initialised baseline in memory first (calibrated on random audio: latency does not depend on
 the weights' values).
 
     python bench/tflite_latency.py [--bundle DIR] [--clips 50] [--threads 1]
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import numpy as np  # noqa: E402
 from bench.pipeline import machine  # noqa: E402
 
 
-def random_baseline(folder: Path) -> tuple[bytes, bytes]:
+def random_baseline() -> tuple[bytes, bytes]:
     """(front end, int8 network) of an untrained baseline model."""
     import keras
 
@@ -62,8 +61,7 @@ def main() -> None:
         classifier = load_bundle(args.bundle).classifier(num_threads=args.threads)
         source = str(args.bundle)
     else:
-        with tempfile.TemporaryDirectory() as tmp:
-            frontend, network = random_baseline(Path(tmp))
+        frontend, network = random_baseline()
         classifier = ExportedClassifier(frontend, network, num_threads=args.threads)
         source = "random baseline (exported here)"
     waveforms = list(np.random.default_rng(1).normal(0, 0.05, (args.clips, 32000)).astype(np.float32))

@@ -24,7 +24,6 @@ from asc_tf.export import firmware, tflite, tflm
 from asc_tf.export.audit import MAC_OPS, audit_file, audit_tflite
 from asc_tf.export.bundle import ExportOptions, export_bundle, load_bundle, load_source
 from asc_tf.export.errors import AuditError, ExportError
-from asc_tf.export.runtime import TFLiteModel
 from asc_tf.training.evaluation import evaluate
 from asc_tf.training.metrics import METRIC_NAMES
 
@@ -159,8 +158,9 @@ def test_fp16_litert_matches_keras(fp16_export):
 def test_int8_litert_agrees_with_keras(int8_export):
     report = int8_export.accuracy
     assert report.top1_agreement >= 0.95
-    scale = int8_export.manifest["outputs"]["network"]["scale"]
-    assert np.median(np.abs(report.exported_logits - report.keras_logits)) < 8 * scale
+    # briefly trained, the model may predict one class: the logits themselves must match, not only the argmax
+    steps = np.abs(report.exported_logits - report.keras_logits) / int8_export.manifest["outputs"]["network"]["scale"]
+    assert np.max(steps) <= 3 and np.median(steps) <= 1
 
 
 def test_accuracy_is_upstreams_69_metrics_side_by_side(int8_export, trained_run):

@@ -1,4 +1,4 @@
-"""The export bundle: convert a run's model, audit the network against the challenge limits, measure what
+"""The export bundle: convert a model, audit the network against the challenge limits, measure what
 ships (LiteRT accuracy, TFLite Micro), and write the files with a `manifest.json`; `load_bundle` reads it back.
 
     network_int8.tflite | network_fp16.tflite   log-mel [1, n_mels, frames, 1] -> logits [1, n_classes]
@@ -23,24 +23,24 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Optional
 
-import keras
 import numpy as np
 
 from asc_tf.config import Config
 from asc_tf.data.convert import convert_dataset, file_sha256
 from asc_tf.data.meta import CLASSES
-from asc_tf.data.pipeline import make_dataset
 from asc_tf.export import tflite, tflm
 from asc_tf.export.accuracy import AccuracyReport, evaluate_exported
-from asc_tf.export.errors import ExportError, OverLimitError
 from asc_tf.export.audit import Audit, audit_tflite, format_audit
+from asc_tf.export.errors import ExportError, OverLimitError
 from asc_tf.export.firmware import write_firmware
 from asc_tf.export.runtime import ExportedClassifier, TFLiteModel, tensor_io
+from asc_tf.export.source import Source, load_source, representative_log_mels
 from asc_tf.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from asc_tf.model.frontend import LOG_OFFSET
-from asc_tf.training.runs import Run, open_run
 
 log = logging.getLogger(__name__)
+
+__all__ = ["ExportOptions", "ExportResult", "Bundle", "export_bundle", "load_bundle", "load_source"]
 
 FORMAT = "asc-tf-export/1"
 MANIFEST = "manifest.json"
@@ -62,83 +62,18 @@ class ExportOptions:
 
 
 @dataclass
-class Source:
-    """The model to export and where it came from."""
-
-    model: keras.Model
-    config: Config
-    checkpoint: Path
-    run_id: Optional[str]
-
-    @property
-    def name(self) -> str:
-        return self.run_id or self.checkpoint.stem
-
-
-@dataclass
 class ExportResult:
     path: Path
     manifest: dict[str, Any]
     audit: Audit
     files: dict[str, bytes] = field(default_factory=dict)
-    accuracy: Optional["AccuracyReport"] = None  # per-clip logits of both models, when measured
-
-
-def _nearby_config(path: Path) -> Optional[Config]:
-    """The run configuration beside a `.keras` file of a run (`run/model.keras`, `run/checkpoints/last.keras`)."""
-    for folder in (path.parent, path.parent.parent):
-        if (folder / "config.json").is_file():
-            return Run(folder).load_config()
-    return None
-
-
-def load_source(ckpt: str, config: Config, overrides: Optional[dict[str, Any]] = None) -> Source:
-    """The model of a run id (its last checkpoint) or of a `.keras` path, with the run's configuration
-    (`overrides`, e.g. data flags given on the command line, win over it; the project folder is `config`'s)."""
-    import asc_tf  # noqa: F401  registers the custom layers
-
-    overrides = dict(overrides or {})
-    path = Path(ckpt)
-    if path.suffix == ".keras":
-        if not path.is_file():
-            raise ExportError(f"{path} does not exist")
-        run_config, run_id = _nearby_config(path) or config, None
-    else:
-        run = open_run(config, ckpt)
-        path, run_config, run_id = run.last_checkpoint, run.load_config(), run.run_id
-        if not path.is_file():
-            raise ExportError(f"{path} does not exist: run {run_id} has no completed epoch to export")
-    merged = run_config.replace(project_dir=config.project_dir, **overrides)
-    try:
-        model = keras.saving.load_model(path, compile=False)
-    except Exception as error:  # noqa: BLE001 (Keras raises many types for a damaged zip)
-        raise ExportError(f"{path}: cannot load the model ({type(error).__name__}: {error})") from None
-    try:
-        tflite.frontend_of(model)
-    except ValueError as error:
-        raise ExportError(f"{path}: {error}") from None
-    return Source(model, merged, path, run_id)
+    accuracy: Optional[AccuracyReport] = None  # per-clip logits of both models, when measured
 
 
 def _shards(config: Config, why: str) -> Path:
     if not config.dataset_dir:
         raise ExportError(f"{why} needs the dataset: pass --dataset_dir (or set $ASC_TF_DATASET_DIR)")
     return convert_dataset(config, progress=False)
-
-
-def representative_log_mels(model: keras.Model, shards_dir: Path, config: Config, size: int) -> list[np.ndarray]:
-    """`size` log-mels `[1, n_mels, frames, 1]` of the run's training split, shuffled by the seed, unrolled."""
-    split = f"split{config.subset}"
-    plain = config.replace(roll_sec=0.0, seed=0 if config.seed is None else config.seed)
-    frontend = tflite.frontend_of(model)
-    out: list[np.ndarray] = []
-    for waveform, _ in make_dataset(shards_dir, split, plain, training=True, epoch=0, batch_size=32):
-        out += [m[None] for m in np.asarray(frontend(waveform, training=False))]
-        if len(out) >= size:
-            break
-    if not out:
-        raise ExportError(f"the training split {split} is empty: no representative set for int8 calibration")
-    return out[:size]
 
 
 def package_versions() -> dict[str, Optional[str]]:

@@ -1,0 +1,82 @@
+"""What to export: a run's last checkpoint or a `.keras` file with its run configuration, and the
+representative log-mels (from the run's training split) that calibrate the int8 network."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import keras
+import numpy as np
+
+from asc_tf.config import Config
+from asc_tf.data.pipeline import make_dataset
+from asc_tf.export import tflite
+from asc_tf.export.errors import ExportError
+from asc_tf.training.runs import Run, open_run
+
+
+@dataclass
+class Source:
+    """The model to export and where it came from."""
+
+    model: keras.Model
+    config: Config
+    checkpoint: Path
+    run_id: Optional[str]
+
+    @property
+    def name(self) -> str:
+        return self.run_id or self.checkpoint.stem
+
+
+def _nearby_config(path: Path) -> Optional[Config]:
+    """The run configuration beside a `.keras` file of a run (`run/model.keras`, `run/checkpoints/last.keras`)."""
+    for folder in (path.parent, path.parent.parent):
+        if (folder / "config.json").is_file():
+            return Run(folder).load_config()
+    return None
+
+
+def load_source(ckpt: str, config: Config, overrides: Optional[dict[str, Any]] = None) -> Source:
+    """The model of a run id (its last checkpoint) or of a `.keras` path, with the run's configuration
+    (`overrides`, e.g. data flags given on the command line, win over it; the project folder is `config`'s)."""
+    import asc_tf  # noqa: F401  registers the custom layers
+
+    overrides = dict(overrides or {})
+    path = Path(ckpt)
+    if path.suffix == ".keras":
+        if not path.is_file():
+            raise ExportError(f"{path} does not exist")
+        run_config, run_id = _nearby_config(path) or config, None
+    else:
+        run = open_run(config, ckpt)
+        path, run_config, run_id = run.last_checkpoint, run.load_config(), run.run_id
+        if not path.is_file():
+            raise ExportError(f"{path} does not exist: run {run_id} has no completed epoch to export")
+    merged = run_config.replace(project_dir=config.project_dir, **overrides)
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except Exception as error:  # noqa: BLE001 (Keras raises many types for a damaged zip)
+        raise ExportError(f"{path}: cannot load the model ({type(error).__name__}: {error})") from None
+    try:
+        tflite.frontend_of(model)
+    except ValueError as error:
+        raise ExportError(f"{path}: {error}") from None
+    return Source(model, merged, path, run_id)
+
+
+def representative_log_mels(model: keras.Model, shards_dir: Path, config: Config, size: int) -> list[np.ndarray]:
+    """`size` log-mels `[1, n_mels, frames, 1]` of the run's training split, shuffled by the seed, unrolled."""
+    split = f"split{config.subset}"
+    plain = config.replace(roll_sec=0.0, seed=0 if config.seed is None else config.seed)
+    frontend = tflite.frontend_of(model)
+    out: list[np.ndarray] = []
+    for waveform, _ in make_dataset(shards_dir, split, plain, training=True, epoch=0, batch_size=32):
+        out += [m[None] for m in np.asarray(frontend(waveform, training=False))]
+        if len(out) >= size:
+            break
+    if not out:
+        raise ExportError(f"the training split {split} is empty: no representative set for int8 calibration")
+    return out[:size]
