@@ -138,11 +138,15 @@ def test_model_too_large_fails_the_audit_and_the_export(tmp_path):
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: network_fp16.tflite FAIL") and "--keep_over_limit" in last
     assert not out.exists()
-    # asked to keep it anyway: written, and the manifest says it fails
+    # asked to keep it anyway (over an older bundle, with --overwrite): written, and the manifest says it fails
+    out.mkdir()
+    (out / "manifest.json").write_text("{}")
+    (out / "stale.tflite").write_bytes(b"old")
     kept = export_bundle(load_source(str(path), Config()), ExportOptions("fp16", out=str(out), keep_over_limit=True,
-                                                                         skip_accuracy=True))
+                                                                         skip_accuracy=True, overwrite=True))
     assert kept.manifest["complexity"]["network"]["passed"] is False
     assert load_bundle(out).manifest["accuracy"] == {"skipped": "--skip_accuracy"}
+    assert not (out / "stale.tflite").exists() and not list(tmp_path.glob(".bundle*"))  # replaced whole, no debris
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -109,9 +109,11 @@ def _tflm_section(network: bytes, examples: list[np.ndarray], litert: TFLiteMode
 def _out_dir(source: Source, options: ExportOptions) -> Path:
     out = Path(options.out) if options.out else (
         Path(source.config.project_dir) / "exports" / f"{source.name}_{options.precision}")
-    if out.exists() and not options.overwrite:
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        return out
+    if not options.overwrite:
         raise ExportError(f"{out} exists: pass --overwrite to replace the bundle, or choose another --out")
-    if out.exists() and not (out / MANIFEST).is_file() and any(out.iterdir()):
+    if not (out / MANIFEST).is_file():
         raise ExportError(f"{out} is a non-empty folder that is not an export bundle: refusing to replace it")
     return out
 
