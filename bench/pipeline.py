@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import importlib
 import multiprocessing
 import os
 import platform
@@ -43,24 +44,24 @@ def load_item(path: str, roll: int) -> np.ndarray:
 
 
 def _warm_up(_: int) -> None:
-    """Import the loader in a worker and hold it, so every worker is up before timing starts."""
-    import asc_tf.data.audio  # noqa: F401
+    """Load one clip in a worker and hold it, so every worker is up and warm before timing starts."""
+    importlib.import_module("asc_tf.data.audio")
 
     time.sleep(1.0)
 
 
 def per_file_rate(paths: list[str], workers: int) -> float:
-    rolls = np.random.default_rng(0).integers(-4410, 4411, len(paths))
-    start = time.perf_counter()
-    if workers == 1:
-        for path, roll in zip(paths, rolls):
-            load_item(path, int(roll))
-    else:
-        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            list(pool.map(_warm_up, range(workers)))
-            start = time.perf_counter()
-            list(pool.map(load_item, paths, [int(r) for r in rolls], chunksize=16))
-    return len(paths) / (time.perf_counter() - start)
+    """Clips per second of `workers` single-threaded loader processes (as PyTorch DataLoader workers,
+    which run with one thread each), timed once every worker is up."""
+    from asc_tf.data.convert import single_threaded_children
+
+    rolls = [int(r) for r in np.random.default_rng(0).integers(-4410, 4411, len(paths))]
+    with single_threaded_children(), concurrent.futures.ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        list(pool.map(_warm_up, range(workers)))
+        start = time.perf_counter()
+        list(pool.map(load_item, paths, rolls, chunksize=16))
+        return len(paths) / (time.perf_counter() - start)
 
 
 def pipeline_rate(shards_dir: Path, config, epochs: int) -> tuple[float, float]:
@@ -90,6 +91,7 @@ def main() -> None:
     from asc_tf.data.meta import read_meta
     from asc_tf.data.splits import load_splits, resolve_split_dir
 
+    load_before = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="asc-bench-"))
     dataset_dir = Path(args.dataset_dir) if args.dataset_dir else synthetic.generate(work, 0, args.size)["development"]
     config = Config(dataset_dir=str(dataset_dir), tfrecords_dir=str(work / "tfrecords"), num_workers=os.cpu_count() or 1, seed=0)
@@ -105,16 +107,18 @@ def main() -> None:
     single = per_file_rate(paths, 1)
     pooled = per_file_rate(paths, os.cpu_count() or 1)
 
-    print(f"machine: {machine()}")
+    print(f"machine: {machine()}; load average before: {load_before:.2f}, after: {os.getloadavg()[0]:.2f}")
     print(f"clips: {len(paths)} (training split of {dataset_dir.name}); batch {config.batch_size}; "
           f"conversion took {convert_seconds:.1f} s")
     for name, (first, later) in results.items():
         print(f"{name:28s} {first:9.0f} clips/s first epoch, {later:9.0f} clips/s later epochs")
-    print(f"{'per-file, 1 process':28s} {single:9.0f} clips/s")
-    print(f"{f'per-file, {os.cpu_count()} processes':28s} {pooled:9.0f} clips/s")
+    print(f"{'per-file, 1 worker':28s} {single:9.0f} clips/s")
+    print(f"{f'per-file, {os.cpu_count()} workers':28s} {pooled:9.0f} clips/s")
     uncached = results["pipeline, cache=no"][1]
-    print(f"speed-up of the uncached pipeline: {uncached / single:.1f}x per-file (1 process), "
-          f"{uncached / pooled:.1f}x per-file ({os.cpu_count()} processes)")
+    cached = results["pipeline, cache=yes"][1]
+    for name, rate in (("streamed from shards", uncached), ("in memory", cached)):
+        print(f"pipeline {name}: {rate / single:.1f}x per-file (1 worker), "
+              f"{rate / pooled:.1f}x per-file ({os.cpu_count()} workers)")
 
 
 if __name__ == "__main__":

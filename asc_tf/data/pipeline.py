@@ -70,14 +70,18 @@ def _features() -> dict[str, tf.io.FixedLenFeature]:
 
 
 def parse_batch(serialized: tf.Tensor, storage_dtype: str, samples: int) -> dict[str, tf.Tensor]:
-    """Parse a batch of serialized clips into waveform [B, samples] float32, label int32 and metadata."""
+    """Parse a batch of serialized clips into waveform [B, samples] (still in the storage dtype: rolled
+    before the cast, half the bytes to move), label int32 and metadata."""
     parsed = tf.io.parse_example(serialized, _features())
     raw = tf.io.decode_raw(parsed["waveform"], _DTYPES[storage_dtype], little_endian=True)
-    waveform = tf.cast(tf.reshape(raw, [-1, samples]), tf.float32)
-    if storage_dtype == "int16":
-        waveform = waveform / INT16_SCALE
-    return {"waveform": waveform, "label": tf.cast(parsed["label"], tf.int32), "filename": parsed["filename"],
-            "device": parsed["device"], "city": parsed["city"]}
+    return {"waveform": tf.reshape(raw, [-1, samples]), "label": tf.cast(parsed["label"], tf.int32),
+            "filename": parsed["filename"], "device": parsed["device"], "city": parsed["city"]}
+
+
+def to_float32(waveform: tf.Tensor, storage_dtype: str) -> tf.Tensor:
+    """Stored samples -> float32 in [-1, 1]."""
+    waveform = tf.cast(waveform, tf.float32)
+    return waveform / INT16_SCALE if storage_dtype == "int16" else waveform
 
 
 def roll_batch(waveform: tf.Tensor, max_shift: int, seed: tf.Tensor) -> tf.Tensor:
@@ -113,8 +117,8 @@ def _split_in_memory(files: list[str], storage_dtype: str, samples: int) -> dict
     return _MEMORY[key]
 
 
-def _from_memory(data: dict[str, np.ndarray], storage_dtype: str, batch_size: int, training: bool, seed: int,
-                 reshuffle: bool) -> tf.data.Dataset:
+def _from_memory(data: dict[str, np.ndarray], batch_size: int, training: bool, seed: int, reshuffle: bool
+                 ) -> tf.data.Dataset:
     """Batches of index-gathered clips from a split held in memory."""
     tensors = {name: tf.constant(values) for name, values in data.items()}
     ds = tf.data.Dataset.range(len(data["label"]))
@@ -123,9 +127,6 @@ def _from_memory(data: dict[str, np.ndarray], storage_dtype: str, batch_size: in
 
     def gather(index: tf.Tensor) -> dict[str, tf.Tensor]:
         batch = {name: tf.gather(value, index) for name, value in tensors.items()}
-        batch["waveform"] = tf.cast(batch["waveform"], tf.float32)
-        if storage_dtype == "int16":
-            batch["waveform"] = batch["waveform"] / INT16_SCALE
         batch["label"] = tf.cast(batch["label"], tf.int32)
         return batch
 
@@ -166,7 +167,7 @@ def make_dataset(
     reshuffle = epoch is None
     storage, samples = manifest["storage_dtype"], int(manifest["samples"])
     if cache:
-        ds = _from_memory(_split_in_memory(files, storage, samples), storage, batch_size, training, seed, reshuffle)
+        ds = _from_memory(_split_in_memory(files, storage, samples), batch_size, training, seed, reshuffle)
     else:
         ds = tf.data.Dataset.from_tensor_slices(files)
         if training:
@@ -180,19 +181,22 @@ def make_dataset(
         ds = ds.map(lambda s: parse_batch(s, storage, samples), num_parallel_calls=tf.data.AUTOTUNE,
                     deterministic=True)
     max_shift = config.roll_samples if training else 0
-    if max_shift > 0:
-        # One stateless seed per batch: (epoch seed, batch index); a random one per iteration when reshuffling.
-        if reshuffle:
-            seeds = tf.data.Dataset.random(seed=seed + 2, rerandomize_each_iteration=True).batch(2)
-        else:
-            seeds = tf.data.Dataset.range(2**62).map(lambda i: tf.stack([tf.constant(seed + 2, tf.int64), i]))
-        ds = tf.data.Dataset.zip(ds, seeds).map(
-            lambda b, s: dict(b, waveform=roll_batch(b["waveform"], max_shift, s)),
-            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if with_metadata:
-        ds = ds.map(lambda b: (b["waveform"], b["label"], {k: b[k] for k in ("filename", "device", "city")}))
+    # One stateless roll seed per batch: (epoch seed, batch index); a random one per iteration when reshuffling.
+    if reshuffle:
+        seeds = tf.data.Dataset.random(seed=seed + 2, rerandomize_each_iteration=True).batch(2)
     else:
-        ds = ds.map(lambda b: (b["waveform"], b["label"]))
+        seeds = tf.data.Dataset.range(2**62).map(lambda i: tf.stack([tf.constant(seed + 2, tf.int64), i]))
+
+    def finish(batch: dict[str, tf.Tensor], roll_seed: tf.Tensor) -> tuple:
+        waveform = batch["waveform"]
+        if max_shift > 0:
+            waveform = roll_batch(waveform, max_shift, roll_seed)
+        waveform = to_float32(waveform, storage)
+        if with_metadata:
+            return waveform, batch["label"], {k: batch[k] for k in ("filename", "device", "city")}
+        return waveform, batch["label"]
+
+    ds = tf.data.Dataset.zip(ds, seeds).map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
