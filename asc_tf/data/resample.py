@@ -11,7 +11,9 @@ import functools
 import math
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
+_THREADPOOLS = ThreadpoolController()
 LOWPASS_FILTER_WIDTH = 6
 ROLLOFF = 0.99
 
@@ -54,6 +56,9 @@ def resample(waveform: np.ndarray, orig_sr: int, new_sr: int) -> np.ndarray:
     padded = np.pad(flat, ((0, 0), (width, width + orig)))
     # conv1d with stride `orig`: frames of the kernel's length, one per output block of `new` samples.
     frames = np.lib.stride_tricks.sliding_window_view(padded, kernel.shape[1], axis=-1)[:, ::orig]
-    out = (frames @ kernel.T).reshape(flat.shape[0], -1)
+    # One BLAS thread: the product is small, the result is then the same whatever the thread count (so a
+    # conversion in 1 or N processes writes identical shards), and busy-waiting threads cannot oversubscribe.
+    with _THREADPOOLS.limit(limits=1, user_api="blas"):
+        out = (frames @ kernel.T).reshape(flat.shape[0], -1)
     target = math.ceil(new * length / orig)
     return np.ascontiguousarray(out[:, :target]).reshape(*lead_shape, target)
