@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if config.demo:
             config = demo_config(config)
-        result = train(config)
+        result = train(config, on_start=lambda run: print(f"run id: {run.run_id}  ({run.path})", flush=True))
     except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -188,14 +188,37 @@ def _keras_source(config: "Config", ckpt_id: Optional[str], model_path: Optional
         {"MACs": macs, "Params": params}, [path], path.stem, config
 
 
+def _bundle_source(bundle_dir: Path) -> tuple[Callable[[np.ndarray], np.ndarray], dict, list[Path], str]:
+    """(probabilities function, info, model files, prediction id) of an export bundle run through LiteRT:
+    the float front end and the int8 or fp16 network, exactly what ships."""
+    from asc_tf.export.bundle import MANIFEST, load_bundle
+
+    bundle = load_bundle(bundle_dir)
+    classifier = bundle.classifier(num_threads=None)
+    manifest = bundle.manifest
+    network = manifest["complexity"]["network"]
+    elements = sum(sum(by_dtype.values()) for by_dtype in network["parameter_elements"].values())
+    info = {"MACs": network["macs"], "Params": elements, "parameter_bytes": network["parameter_bytes"],
+            "precision": manifest["precision"], "source": manifest["source"]}
+    accuracy = manifest.get("accuracy") or {}
+    exported = {k: v for k, v in accuracy.get("metrics", {}).items() if k != "keras_float32"}
+    if exported:  # the exported model's dev-test metrics, measured at export
+        info["test"] = [{f"test/{k}": v for k, v in next(iter(exported.values())).items()}]
+    files = [bundle.file("network"), bundle.file("frontend"), bundle.path / MANIFEST]
+    return (lambda w: softmax(classifier.logits_batch(w))), info, files, bundle.path.name
+
+
 def predict_evaluation_set(config: "Config", *, ckpt_id: Optional[str] = None, model_path: Optional[Path] = None,
                            bundle: Optional[Path] = None, eval_dir: Optional[Path] = None,
                            progress: bool = True) -> Path:
     """Predict the evaluation set with one of: a run, a .keras file, an export bundle; returns output.csv."""
     if bundle is not None:
-        from asc_tf.export.predictor import bundle_source  # LiteRT: exactly what ships
+        probabilities, info, files, name = _bundle_source(Path(bundle))
+        if config.dataset_dir is None:  # the development set the bundle's run was trained on, if known
+            from asc_tf.export.source import _nearby_config
 
-        probabilities, info, files, name = bundle_source(Path(bundle))
+            run_config = _nearby_config(Path(info["source"]["checkpoint"]))
+            config = config.replace(dataset_dir=run_config.dataset_dir if run_config else None)
     else:
         probabilities, info, files, name, config = _keras_source(config, ckpt_id, model_path)
     evaluation = find_evaluation_set(eval_dir, config.dataset_dir)

@@ -100,7 +100,8 @@ def evaluate_run(config: Config) -> dict[str, float]:
     model = load_checkpoint(run.last_checkpoint)
     params, macs = totals(complexity_rows(model))
     allowed_bits = int(MAX_PARAMS_MEMORY / params * 8)
-    print(f"Model Complexity: MACs: {macs:,}, Params: {params:,} (at most {allowed_bits} bits per parameter)")
+    log.info("Model Complexity: MACs: %s, Params: %s (at most %d bits per parameter)", f"{macs:,}", f"{params:,}",
+             allowed_bits)
     if macs > MAX_MACS or params > MAX_PARAMS_MEMORY:  # upstream's asserts
         raise RunError(f"run {run.run_id} exceeds the challenge limits: {macs:,} MACs (max {MAX_MACS:,}), "
                        f"{params:,} parameters (max {MAX_PARAMS_MEMORY:,})")

@@ -13,7 +13,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import keras
 import numpy as np
@@ -167,8 +167,10 @@ def _append_history(run: Run, row: dict[str, Any], epoch: int) -> pd.DataFrame:
     return history
 
 
-def train(config: Config, *, verbose: int | str = "auto", progress: bool = True) -> TrainResult:
-    """Train a new run (or `config.resume` one) with upstream's recipe; returns the run and its metrics."""
+def train(config: Config, *, verbose: int | str = "auto", progress: bool = True,
+          on_start: Optional[Callable[[Run], None]] = None) -> TrainResult:
+    """Train a new run (or `config.resume` one) with upstream's recipe; returns the run and its metrics.
+    `on_start(run)` is called once the run directory exists (the command line prints the run id)."""
     if config.resume:  # the run's own configuration; only where to log and find runs come from the command line
         run = open_run(config, config.resume)
         config = run.load_config().replace(resume=config.resume, wandb=config.wandb, project_dir=config.project_dir)
@@ -196,7 +198,8 @@ def train(config: Config, *, verbose: int | str = "auto", progress: bool = True)
             compile_model(model, config, total_steps(config.n_epochs, clips, config.batch_size))
         start_epoch = 0
     log.info("run %s in %s", run.run_id, run.path)
-    print(f"run id: {run.run_id} ({run.path})", flush=True)
+    if on_start is not None:
+        on_start(run)
     wandb_run = start_wandb(config, run, resume=bool(config.resume))
     callbacks = [StepLogger(wandb_run)]
     try:
