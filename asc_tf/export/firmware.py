@@ -199,7 +199,8 @@ def firmware_readme(config: Config, input_scale: float, input_zero_point: int, o
 
 The int8 network (`asc_network_int8.c`) takes a log-mel `[1, {config.n_mels}, {frames}, 1]` int8 tensor.
 TFLite Micro has no RFFT2D kernel, so the firmware computes it, for one clip of {config.sample_rate} samples
-at {config.sample_rate} Hz (mono float, same scale as the training WAVs: full scale = 1.0):
+at {config.sample_rate} Hz (mono float, full scale = 1.0; audio recorded at another rate must be resampled
+as the training data was):
 
 1. Pad: reflect {half} samples on each side (`x[-i] = x[i]`, `x[N-1+i] = x[N-1-i]`), {config.sample_rate + 2 * half} samples.
 2. Frames t = 0..{frames - 1}: `ASC_WINDOW_LENGTH` = {config.window_length} samples starting at padded index
