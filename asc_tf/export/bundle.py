@@ -103,7 +103,14 @@ def _tflm_section(network: bytes, examples: list[np.ndarray], litert: TFLiteMode
         log.warning("TFLite Micro skipped: %s", tflm.unavailable_reason())
         return {"skipped": tflm.unavailable_reason()}
     inputs = [litert.quantize_input(x) for x in examples]
-    return tflm.compare_with_litert(network, inputs, [litert.run_raw(x) for x in inputs]).to_dict()
+    # TFLM runs the reference kernels: compare with LiteRT's reference kernels (the same arithmetic), and
+    # report how far LiteRT's optimized kernels (what a Raspberry Pi runs) are from both.
+    reference = TFLiteModel(network, reference_kernels=True)
+    section = tflm.compare_with_litert(network, inputs, [reference.run_raw(x) for x in inputs]).to_dict()
+    optimized = [litert.run_raw(x).astype(np.int32) for x in inputs]
+    section["litert_optimized_max_abs_diff_steps"] = int(max(
+        np.max(np.abs(o - reference.run_raw(x).astype(np.int32))) for o, x in zip(optimized, inputs)))
+    return section
 
 
 def _out_dir(source: Source, options: ExportOptions) -> Path:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
-from ai_edge_litert.interpreter import Interpreter
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 
 def round_half_away(x: np.ndarray) -> np.ndarray:
@@ -53,9 +53,14 @@ def tensor_io(detail: dict[str, Any]) -> dict[str, Any]:
 class TFLiteModel:
     """One single-input, single-output `.tflite` model under LiteRT; float in, float out."""
 
-    def __init__(self, model: bytes | str | Path, num_threads: Optional[int] = None) -> None:
+    def __init__(self, model: bytes | str | Path, num_threads: Optional[int] = None,
+                 reference_kernels: bool = False) -> None:
+        """`reference_kernels`: LiteRT's reference op implementations (TFLite Micro's arithmetic) instead of
+        the optimized ones (XNNPACK), whose int8 requantization rounds differently."""
         content = model if isinstance(model, (bytes, bytearray)) else Path(model).read_bytes()
-        self.interpreter = Interpreter(model_content=bytes(content), num_threads=num_threads)
+        resolver = OpResolverType.BUILTIN_REF if reference_kernels else OpResolverType.AUTO
+        self.interpreter = Interpreter(model_content=bytes(content), num_threads=num_threads,
+                                       experimental_op_resolver_type=resolver)
         self.interpreter.allocate_tensors()
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]

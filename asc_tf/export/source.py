@@ -31,7 +31,7 @@ class Source:
         return self.run_id or self.checkpoint.stem
 
 
-def _nearby_config(path: Path) -> Optional[Config]:
+def run_config_near(path: Path) -> Optional[Config]:
     """The run configuration beside a `.keras` file of a run (`run/model.keras`, `run/checkpoints/last.keras`)."""
     for folder in (path.parent, path.parent.parent):
         if (folder / "config.json").is_file():
@@ -49,7 +49,7 @@ def load_source(ckpt: str, config: Config, overrides: Optional[dict[str, Any]] =
     if path.suffix == ".keras":
         if not path.is_file():
             raise ExportError(f"{path} does not exist")
-        run_config, run_id = _nearby_config(path) or config, None
+        run_config, run_id = run_config_near(path) or config, None
     else:
         run = open_run(config, ckpt)
         path, run_config, run_id = run.last_checkpoint, run.load_config(), run.run_id
