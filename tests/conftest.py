@@ -81,3 +81,22 @@ def trained_run(data_config, shards_dir, tmp_path_factory):
     config = data_config.replace(project_dir=str(tmp_path_factory.mktemp("trained_run")), n_epochs=8,
                                  batch_size=8, lr=0.002, warmup_steps=5, wandb="offline", val_every=4)
     return train(config, verbose=0, progress=False)
+
+
+def _export(trained_run, tmp_path_factory, precision: str):
+    from asc_tf.export.bundle import ExportOptions, export_bundle, load_source
+
+    source = load_source(trained_run.run.run_id, trained_run.run.load_config())
+    return export_bundle(source, ExportOptions(precision, out=str(tmp_path_factory.mktemp("exports") / precision)))
+
+
+@pytest.fixture(scope="session")
+def int8_export(trained_run, tmp_path_factory):
+    """The trained run exported as an int8 bundle (default options), once per session."""
+    return _export(trained_run, tmp_path_factory, "int8")
+
+
+@pytest.fixture(scope="session")
+def fp16_export(trained_run, tmp_path_factory):
+    """The trained run exported as an fp16 bundle, once per session."""
+    return _export(trained_run, tmp_path_factory, "fp16")

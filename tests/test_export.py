@@ -39,18 +39,6 @@ def _source(trained_run):
 
 
 @pytest.fixture(scope="session")
-def int8_export(trained_run, tmp_path_factory):
-    out = tmp_path_factory.mktemp("exports") / "int8"
-    return export_bundle(_source(trained_run), ExportOptions("int8", out=str(out)))
-
-
-@pytest.fixture(scope="session")
-def fp16_export(trained_run, tmp_path_factory):
-    out = tmp_path_factory.mktemp("exports") / "fp16"
-    return export_bundle(_source(trained_run), ExportOptions("fp16", out=str(out)))
-
-
-@pytest.fixture(scope="session")
 def test_clips(trained_run):
     config = trained_run.run.load_config()
     waveform, label, _ = next(iter(make_dataset(trained_run.shards_dir, "test", config, training=False,
