@@ -2,7 +2,9 @@
 
 Writes a bundle (network int8 or fp16, float front end, end-to-end float model, manifest.json, the
 complexity audit of the network file, and for int8 the firmware C arrays). `--ckpt_id` is a run id or a
-`.keras` path. Exit status: 0 written, 2 a user error, 3 the network is over a challenge limit (nothing
+`.keras` path. With `--int8`, a run fine-tuned with QAT (`--qat_epochs`) exports its QAT network, whose
+scales come from training (`--ptq` recalibrates the float checkpoint instead); the manifest's
+`quantization.method` says which. Exit status: 0 written, 2 a user error, 3 the network is over a challenge limit (nothing
 written unless --keep_over_limit).
 """
 
@@ -28,6 +30,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     kind.add_argument("--int8", dest="precision", action="store_const", const="int8",
                       help="int8 network, int8 input/output (default)")
     kind.add_argument("--fp16", dest="precision", action="store_const", const="fp16", help="float16-weight network")
+    quant = parser.add_mutually_exclusive_group()
+    quant.add_argument("--qat", dest="use_qat", action="store_const", const=True,
+                       help="int8: export the run's QAT network (<run>/qat/, from --qat_epochs); the default "
+                            "when the run has one")
+    quant.add_argument("--ptq", dest="use_qat", action="store_const", const=False,
+                       help="int8: post-training quantization of the float checkpoint, even if the run has QAT")
     parser.add_argument("--out", help="bundle folder (default: PROJECT_DIR/exports/<run id>_<precision>)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --out")
     parser.add_argument("--keep_over_limit", action="store_true",
@@ -53,8 +61,9 @@ def main(argv: list[str] | None = None) -> int:
                             keep_over_limit=args.keep_over_limit, representative_size=args.representative_size,
                             tflm_clips=args.tflm_clips, skip_accuracy=args.skip_accuracy)
     overrides = {name: getattr(args, name) for name in DATA_FLAGS if hasattr(args, name)}
+    use_qat = False if options.precision == "fp16" else args.use_qat  # QAT concerns the int8 network only
     try:
-        result = export_bundle(load_source(str(config.ckpt_id), config, overrides), options)
+        result = export_bundle(load_source(str(config.ckpt_id), config, overrides, qat=use_qat), options)
     except OverLimitError as error:
         print(f"error: {error}", file=sys.stderr)
         return 3
@@ -62,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(result.audit.verdict())
+    if result.manifest["quantization"]["method"]:
+        print(f"quantization: {result.manifest['quantization']['method']}")
     accuracy = result.manifest["accuracy"]
     if "macro_avg_acc" in accuracy:
         print("macro accuracy (dev-test): " + ", ".join(f"{k} {v:.4f}" for k, v in accuracy["macro_avg_acc"].items())

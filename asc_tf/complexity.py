@@ -6,6 +6,8 @@ be checked against upstream's 61,148 parameters and 29,419,156 MACs.
 
     python -m asc_tf.complexity MODEL.keras     (or no MODEL: the network of the Config flags)
     python -m asc_tf.complexity MODEL.tflite [--json]   the audit of an exported file (asc_tf.export.audit)
+    python -m asc_tf.complexity --preset NAME --int8 [--json]   build, convert to int8 as the export does
+                                                    (random calibration) and audit, before any training
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import keras
 from asc_tf.config import add_arguments, from_args
 from asc_tf.model.cp_mobile import NETWORK_NAME, build_network
 
-MODEL_FLAGS = ("n_classes", "in_channels", "base_channels", "channels_multiplier", "expansion_rate", "n_blocks",
+MODEL_FLAGS = ("preset", "n_classes", "in_channels", "base_channels", "channels_multiplier", "expansion_rate", "n_blocks",
                "strides", "n_mels", "sample_rate", "hop_length")
 
 
@@ -210,10 +212,22 @@ def _audit_tflite(path: str, as_json: bool) -> int:
     return 0 if audit.passed else 3
 
 
+def _audit_architecture(args: argparse.Namespace) -> int:
+    """`--int8`: the audit of the flags' network converted to int8: 0 within the challenge limits, 3 over one."""
+    from asc_tf.budget import audit_architecture
+    from asc_tf.export.audit import format_audit
+
+    audit = audit_architecture(from_args(args))
+    print(json.dumps(audit.to_dict(), indent=2) if args.json else format_audit(audit), end="" if not args.json else "\n")
+    return 0 if audit.passed else 3
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m asc_tf.complexity", description=__doc__.split("\n\n")[0])
     parser.add_argument("model", nargs="?", help="a .keras or .tflite file; without it, the network of the flags below")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON (for scripts)")
+    parser.add_argument("--int8", action="store_true", help="without MODEL: convert the network of the flags "
+                        "(e.g. --preset int8_budget) to int8 as the export does and audit the file")
     add_arguments(parser, MODEL_FLAGS)
     args = parser.parse_args(argv)
     from asc_tf.export.errors import AuditError
@@ -221,6 +235,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         if args.model and Path(args.model).suffix == ".tflite":
             return _audit_tflite(args.model, args.json)
+        if args.int8:
+            if args.model:
+                raise ValueError("--int8 audits the network of the flags (--preset ...): give no MODEL file")
+            return _audit_architecture(args)
         model = load_for_complexity(args.model) if args.model else build_network(from_args(args))
         rows = complexity_rows(model)
         if args.json:

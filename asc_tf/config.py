@@ -19,6 +19,19 @@ DATASET_DIR_ENV = "ASC_TF_DATASET_DIR"
 UPSTREAM_SPLIT_URL = "https://github.com/CPJKU/dcase2024_task1_baseline/releases/download/files/"
 
 
+# Named model widths, as plain data (`--preset NAME`; flags given beside it win). `baseline` is upstream's
+# network; `int8_budget` is the widest network whose int8 export passes the audit (128,000 parameter bytes,
+# 30 M MACs), found by `python -m asc_tf.budget` (the audit of converted files, not an estimate).
+PRESETS: dict[str, dict[str, Any]] = {
+    "baseline": {"base_channels": 32, "channels_multiplier": 1.8, "expansion_rate": 2.1, "n_blocks": (3, 2, 1),
+                 "strides": (2, 1, 1, 3, 1, 2, 4, 2, 1)},
+    # audited int8 file: 123,744 parameter bytes, 29,919,872 MACs (upstream's stage 1; stage 3 two blocks,
+    # strided (2, 2) at block 6, where parameters are cheap in MACs)
+    "int8_budget": {"base_channels": 32, "channels_multiplier": 2.0, "expansion_rate": 1.8, "n_blocks": (3, 2, 2),
+                    "strides": (2, 1, 1, 3, 1, 2, 4, 2, 1, 6, 2, 2)},
+}
+
+
 def _opt(default: Any, help: str, **extra: Any) -> Any:
     """A dataclass field carrying its command-line help text."""
     return field(default=default, metadata={"help": help, **extra})
@@ -52,6 +65,10 @@ class Config:
         "block strides as triples BLOCK FREQ TIME, blocks numbered from 1 over all stages (upstream: "
         "b2=(1,1) b3=(1,2) b4=(2,1)); unlisted blocks have stride 1",
     )
+
+    preset: Optional[str] = _opt(None, "named model widths from asc_tf.config.PRESETS (baseline: upstream's; "
+                                 "int8_budget: the widest that passes the int8 audit); width flags given win",
+                                 choices=tuple(PRESETS))
 
     # --- training (upstream) ---
     n_epochs: int = _opt(150, "training epochs")
@@ -108,6 +125,8 @@ class Config:
                          choices=("auto", "one_device", "mirrored", "multiworker"))
     val_every: int = _opt(1, "validate on the test split every N epochs (upstream: 1; 0 = only at the end)")
     demo: bool = _opt(False, "make the synthetic dataset and train a short run end to end")
+    qat_epochs: int = _opt(0, "after float training, quantization-aware fine-tuning epochs (tfmot on a tf_keras "
+                           "twin; 0 = none); export_tflite.py --int8 then exports the QAT network")
 
     @property
     def roll_samples(self) -> int:
@@ -117,6 +136,12 @@ class Config:
     def replace(self, **changes: Any) -> "Config":
         """A copy with some fields changed (unknown names raise TypeError)."""
         return dataclasses.replace(self, **changes)
+
+    def with_preset(self, name: str) -> "Config":
+        """A copy with the widths of preset `name` (the one place presets are applied)."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}")
+        return self.replace(preset=name, **PRESETS[name])
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -176,6 +201,9 @@ def from_args(args: argparse.Namespace, base: Optional[Config] = None) -> Config
         env = f.metadata.get("env")
         if env and f.name not in given and getattr(config, f.name) is None and os.environ.get(env):
             given[f.name] = os.environ[env]
-    if "n_blocks" in given:
-        given["n_blocks"] = tuple(given["n_blocks"])
+    for name in ("n_blocks", "strides"):
+        if name in given:
+            given[name] = tuple(given[name])
+    if given.get("preset"):  # the preset's widths first, then every other flag given wins over them
+        config = config.with_preset(given.pop("preset"))
     return config.replace(**given)

@@ -10,11 +10,12 @@ from asc_tf.data.pipeline import ShardError
 from asc_tf.data.splits import SplitFilesMissing
 from asc_tf.export.errors import AuditError, ExportError
 from asc_tf.predict import PredictionError
+from asc_tf.qat.errors import QATError
 from asc_tf.training.report import ReportError
 from asc_tf.training.runs import RunError
 from asc_tf.training.trainer import StrategyError
 
 USER_ERRORS: tuple[type[Exception], ...] = (
     AudioFileError, ConversionError, MetadataError, ShardError, SplitFilesMissing, RunError, StrategyError,
-    PredictionError, ReportError, AuditError, ExportError,
+    PredictionError, ReportError, AuditError, ExportError, QATError,
 )

@@ -135,10 +135,19 @@ def export_bundle(source: Source, options: ExportOptions) -> ExportResult:
     samples = int(model.input.shape[-1])
     shards = None
     representative: list[np.ndarray] = []
-    if options.precision == "int8":
+    quantization: dict[str, Any] = {"method": None}
+    if options.precision == "int8" and source.qat_network is not None:
+        network_bytes = source.qat_network.read_bytes()  # QAT's own scales: not recalibrated
+        quantization = {"method": "qat", "artefact": str(source.qat_network),
+                        "note": "scales and zero points from quantization-aware training, not recalibrated"}
+        shards = _shards(config, "the TFLite Micro check")
+        tflm_examples = representative_log_mels(model, shards, config, options.tflm_clips)
+    elif options.precision == "int8":
         shards = _shards(config, "int8 calibration")
         representative = representative_log_mels(model, shards, config, options.representative_size)
         network_bytes = tflite.convert_network_int8(network, representative)
+        quantization = {"method": "ptq", "note": "post-training calibration on the representative set"}
+        tflm_examples = representative[:options.tflm_clips]
     else:
         network_bytes = tflite.convert_network_fp16(network)
     network_name = f"network_{options.precision}.tflite"
@@ -158,9 +167,10 @@ def export_bundle(source: Source, options: ExportOptions) -> ExportResult:
         accuracy = report.to_dict(f"litert_{options.precision}")
     tflm_section: dict[str, Any] = {"skipped": "fp16 network (TFLite Micro runs the int8 network)"}
     if options.precision == "int8":
-        tflm_section = _tflm_section(network_bytes, representative[:options.tflm_clips], classifier.network)
+        tflm_section = _tflm_section(network_bytes, tflm_examples, classifier.network)
     net_in, net_out = tensor_io(classifier.network.input), tensor_io(classifier.network.output)
     manifest = _manifest(source, options, files, audit, accuracy, tflm_section, classifier, len(representative))
+    manifest["quantization"] = quantization
     _write(out, options, files, audit, manifest, config, net_in, net_out, tflm_section.get("arena_bytes"))
     log.info("bundle written to %s", out)
     return ExportResult(out, manifest, audit, files, report)

@@ -14,6 +14,7 @@ from asc_tf.config import Config
 from asc_tf.data.pipeline import make_dataset
 from asc_tf.export import tflite
 from asc_tf.export.errors import ExportError
+from asc_tf.qat.artefact import qat_artefact
 from asc_tf.training.runs import Run, open_run
 
 
@@ -25,6 +26,7 @@ class Source:
     config: Config
     checkpoint: Path
     run_id: Optional[str]
+    qat_network: Optional[Path] = None  # the run's QAT int8 network: exported as is (its scales are QAT's)
 
     @property
     def name(self) -> str:
@@ -39,20 +41,31 @@ def run_config_near(path: Path) -> Optional[Config]:
     return None
 
 
-def load_source(ckpt: str, config: Config, overrides: Optional[dict[str, Any]] = None) -> Source:
+def load_source(ckpt: str, config: Config, overrides: Optional[dict[str, Any]] = None,
+                qat: Optional[bool] = None) -> Source:
     """The model of a run id (its last checkpoint) or of a `.keras` path, with the run's configuration
-    (`overrides`, e.g. data flags given on the command line, win over it; the project folder is `config`'s)."""
+    (`overrides`, e.g. data flags given on the command line, win over it; the project folder is `config`'s).
+    `qat`: None takes a run's QAT artefact (`<run>/qat/`) when it has one, True requires it, False ignores it."""
     import asc_tf  # noqa: F401  registers the custom layers
 
     overrides = dict(overrides or {})
+    qat_network = None
     path = Path(ckpt)
     if path.suffix == ".keras":
+        if qat:
+            raise ExportError("--qat needs a run id (--ckpt_id RUN_ID), not a .keras file")
         if not path.is_file():
             raise ExportError(f"{path} does not exist")
         run_config, run_id = run_config_near(path) or config, None
     else:
         run = open_run(config, ckpt)
         path, run_config, run_id = run.last_checkpoint, run.load_config(), run.run_id
+        artefact = qat_artefact(run)
+        if qat and not artefact.exists():
+            raise ExportError(f"run {run_id} has no QAT artefact ({artefact.path}): run python -m asc_tf.qat "
+                              f"--ckpt_id {run_id} --qat_epochs N first, or export without --qat")
+        if qat is not False and artefact.exists():
+            path, qat_network = artefact.model_file, artefact.network_file
         if not path.is_file():
             raise ExportError(f"{path} does not exist: run {run_id} has no completed epoch to export")
     merged = run_config.replace(project_dir=config.project_dir, **overrides)
@@ -64,7 +77,7 @@ def load_source(ckpt: str, config: Config, overrides: Optional[dict[str, Any]] =
         tflite.frontend_of(model)
     except ValueError as error:
         raise ExportError(f"{path}: {error}") from None
-    return Source(model, merged, path, run_id)
+    return Source(model, merged, path, run_id, qat_network)
 
 
 def representative_log_mels(model: keras.Model, shards_dir: Path, config: Config, size: int) -> list[np.ndarray]:

@@ -167,6 +167,19 @@ def _append_history(run: Run, row: dict[str, Any], epoch: int) -> pd.DataFrame:
     return history
 
 
+def _qat_step(config: Config, run: Run, wandb_run: Any) -> dict[str, float]:
+    """`--qat_epochs N`: quantization-aware fine-tuning into `<run>/qat/` (kept if a resumed run already has it)."""
+    from asc_tf.qat import qat_artefact
+    from asc_tf.qat.finetune import qat_finetune
+
+    artefact = qat_artefact(run)
+    info = artefact.info() if artefact.exists() else qat_finetune(config, run, config.qat_epochs).info
+    metrics = {"qat/test_fake_quant_macro_avg_acc": float(info["test_fake_quant"]["macro_avg_acc"])}
+    if wandb_run is not None:
+        wandb_run.summary.update(metrics)
+    return metrics
+
+
 def train(config: Config, *, verbose: int | str = "auto", progress: bool = True,
           on_start: Optional[Callable[[Run], None]] = None) -> TrainResult:
     """Train a new run (or `config.resume` one) with upstream's recipe; returns the run and its metrics.
@@ -225,6 +238,8 @@ def train(config: Config, *, verbose: int | str = "auto", progress: bool = True,
                 wandb_run.log({**row, "epoch": epoch}, step=row["step"])
         save_atomic(model, run.final_model)
         metrics = write_evaluation(model, run.path, shards_dir, config, run, wandb_run)
+        if config.qat_epochs > 0:
+            metrics.update(_qat_step(config, run, wandb_run))
     finally:
         if wandb_run is not None:
             wandb_run.finish()
