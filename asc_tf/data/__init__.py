@@ -1,19 +1,40 @@
 """Data layer: TAU metadata and splits, upstream's resampler, the synthetic dataset, TFRecord conversion
-and the tf.data pipeline."""
+and the tf.data pipeline. Names load on first use, so `asc_tf.data.resample` and `asc_tf.data.audio` do not
+import TensorFlow (the edge runtime uses them)."""
 
-from asc_tf.data.audio import AudioFileError, load_any_clip, load_clip, read_wav
-from asc_tf.data.convert import ConversionError, StaleShardsError, convert_dataset, converted_dir
-from asc_tf.data.meta import (CLASSES, DEVICE_GROUPS, DEVICES, MetadataError, device_from_filename,
-                              read_file_list, read_meta)
-from asc_tf.data.pipeline import ShardError, load_manifest, make_dataset, steps_per_epoch
-from asc_tf.data.resample import resample
-from asc_tf.data.splits import (SUBSETS, SplitFilesMissing, ensure_split_files, load_splits,
-                                resolve_split_dir, split_name, tiers_of)
+from __future__ import annotations
 
-__all__ = [
-    "AudioFileError", "CLASSES", "ConversionError", "DEVICES", "DEVICE_GROUPS", "MetadataError", "SUBSETS",
-    "ShardError", "SplitFilesMissing", "StaleShardsError", "convert_dataset", "converted_dir",
-    "device_from_filename", "ensure_split_files", "load_any_clip", "load_clip", "load_manifest", "load_splits",
-    "make_dataset", "read_file_list", "read_meta", "read_wav", "resample", "resolve_split_dir", "split_name",
-    "steps_per_epoch", "tiers_of",
-]
+import importlib
+from typing import Any
+
+_SOURCES = {
+    "asc_tf.data.audio": ("AudioFileError", "load_any_clip", "load_clip", "read_wav"),
+    "asc_tf.data.convert": ("ConversionError", "StaleShardsError", "convert_dataset", "converted_dir"),
+    "asc_tf.data.meta": ("CLASSES", "DEVICE_GROUPS", "DEVICES", "MetadataError", "device_from_filename",
+                         "read_file_list", "read_meta"),
+    "asc_tf.data.pipeline": ("ShardError", "load_manifest", "make_dataset", "steps_per_epoch"),
+    "asc_tf.data.resample": ("resample",),
+    "asc_tf.data.splits": ("SUBSETS", "SplitFilesMissing", "ensure_split_files", "load_splits",
+                           "resolve_split_dir", "split_name", "tiers_of"),
+}
+_WHERE = {name: module for module, names in _SOURCES.items() for name in names}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    """A public name of the data layer, or a submodule, imported on first use."""
+    if name in _WHERE:
+        value = getattr(importlib.import_module(_WHERE[name]), name)
+        globals()[name] = value
+        return value
+    try:
+        return importlib.import_module(f"{__name__}.{name}")
+    except ModuleNotFoundError as error:
+        if error.name != f"{__name__}.{name}":
+            raise
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -3,19 +3,23 @@ mel matrix as C arrays, with the exact recipe a firmware must compute before the
 
 TFLite Micro has no RFFT2D kernel, so on a microcontroller the front end runs outside the model, with the
 firmware's own FFT. The mel matrix is shipped sparse (each band's contiguous run of non-zero weights):
-dense it would be 2049 x 256 floats (2 MB) and 34 M MACs per clip, more than the whole network.
+dense it would be 2049 x 256 floats (2 MB) and 34 M MACs per clip, more than the whole network; banded it is
+18,316 bytes (256 x (2 + 2 + 4) index bytes + 4,067 float weights) and 264 k MACs per clip.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
 from pathlib import Path
 
 import numpy as np
 
 from asc_tf.config import Config
 from asc_tf.io import atomic_write_text
-from asc_tf.model.frontend import LOG_OFFSET, mel_filterbank, periodic_hann
+from asc_tf.edge.mel import MelBands, mel_filterbank, periodic_hann
+from asc_tf.model.frontend import LOG_OFFSET
+
+log = logging.getLogger(__name__)
 
 MODEL_ALIGNMENT = 16  # TFLM requires the flatbuffer 16-byte aligned
 
@@ -26,38 +30,10 @@ _ALIGN_MACRO = """#if defined(_MSC_VER)
 #endif"""
 
 
-@dataclass(frozen=True)
-class SparseMel:
-    """Mel filterbank `[n_fft // 2 + 1, n_mels]` as, per band, the first bin and its run of weights."""
-
-    first_bin: np.ndarray  # [n_mels] uint16
-    n_bins: np.ndarray  # [n_mels] uint16
-    offset: np.ndarray  # [n_mels] uint32, into weights
-    weights: np.ndarray  # [sum(n_bins)] float32
-
-    @classmethod
-    def from_dense(cls, fb: np.ndarray) -> "SparseMel":
-        first, count, offset, weights = [], [], [], []
-        for band in range(fb.shape[1]):
-            nz = np.flatnonzero(fb[:, band])
-            lo, hi = (int(nz[0]), int(nz[-1]) + 1) if nz.size else (0, 0)
-            first.append(lo), count.append(hi - lo), offset.append(sum(len(w) for w in weights))
-            weights.append(fb[lo:hi, band])
-        return cls(np.array(first, np.uint16), np.array(count, np.uint16), np.array(offset, np.uint32),
-                   np.concatenate(weights).astype(np.float32))
-
-    def apply(self, power: np.ndarray) -> np.ndarray:
-        """`power [frames, bins]` -> mel `[frames, n_mels]`, as the firmware loop does."""
-        out = np.zeros((power.shape[0], len(self.first_bin)), np.float32)
-        for band, (lo, n, off) in enumerate(zip(self.first_bin, self.n_bins, self.offset)):
-            out[:, band] = power[:, lo:lo + n] @ self.weights[off:off + n]
-        return out
-
-
-def frontend_arrays(config: Config) -> tuple[np.ndarray, SparseMel]:
-    """(periodic Hann window [window_length], sparse mel filterbank) of the model's front end."""
+def frontend_arrays(config: Config) -> tuple[np.ndarray, MelBands]:
+    """(periodic Hann window [window_length], banded mel filterbank) of the model's front end."""
     fb = mel_filterbank(config.sample_rate, config.n_fft, config.n_mels, config.f_min, config.f_max)
-    return periodic_hann(config.window_length), SparseMel.from_dense(fb)
+    return periodic_hann(config.window_length), MelBands.from_dense(fb)
 
 
 def reference_log_mel(waveform: np.ndarray, config: Config) -> np.ndarray:
@@ -140,7 +116,7 @@ def frontend_c_files(config: Config, input_scale: float, input_zero_point: int, 
 #define ASC_N_BINS {config.n_fft // 2 + 1}
 #define ASC_N_MELS {config.n_mels}
 #define ASC_N_FRAMES {frames}
-#define ASC_MEL_N_WEIGHTS {len(mel.weights)}
+#define ASC_MEL_N_WEIGHTS {len(mel.weights)}  /* mel arrays: {mel.nbytes():,} bytes */
 #define ASC_LOG_OFFSET {_c_float(LOG_OFFSET)}
 #define ASC_INPUT_SCALE {_c_float(input_scale)}
 #define ASC_INPUT_ZERO_POINT ({int(input_zero_point)})
@@ -194,6 +170,7 @@ def firmware_readme(config: Config, input_scale: float, input_zero_point: int, o
     frames = 1 + config.sample_rate // config.hop_length
     half = config.n_fft // 2
     offset = (config.n_fft - config.window_length) // 2
+    window, mel = frontend_arrays(config)
     arena = f"{arena_bytes:,} bytes (smallest that ran under tflite-micro)" if arena_bytes else "not measured"
     return f"""# Firmware front end
 
@@ -209,13 +186,18 @@ as the training data was):
    0..{half} ({half + 1} bins).
 4. Mel: band m = sum over k < `asc_mel_n_bins[m]` of
    `power[asc_mel_first_bin[m] + k] * asc_mel_weights[asc_mel_offset[m] + k]` ({config.n_mels} bands, HTK scale,
-   {config.f_min} Hz to {config.f_max or config.sample_rate // 2} Hz, no normalisation).
+   {config.f_min} Hz to {config.f_max or config.sample_rate // 2} Hz, no normalisation): {len(mel.weights):,} MACs per
+   frame, {len(mel.weights) * frames:,} per clip (a dense matrix would take {(half + 1) * config.n_mels * frames:,}).
 5. Log: `logf(mel + {LOG_OFFSET})` (natural log).
 6. Quantize: `q = roundf(v / {input_scale!r}) + ({input_zero_point})`, clamped to [-128, 127], stored at
    `input[m * {frames} + t]` (mel-major: shape [1, {config.n_mels}, {frames}, 1]).
 
 After `Invoke()`, the output is 10 int8 logits: `logit = {output_scale!r} * (q - ({output_zero_point}))`; the
 class is the argmax (`asc_class_names`), softmax gives probabilities. Tensor arena: {arena}.
+
+Constant memory of the front end: mel arrays {mel.nbytes():,} bytes (`asc_mel_first_bin`, `asc_mel_n_bins`,
+`asc_mel_offset`, `asc_mel_weights`; dense it would be {4 * (half + 1) * config.n_mels:,} bytes), window
+{window.nbytes:,} bytes.
 All constants are in `asc_frontend.h`; `asc_tf.export.firmware.reference_log_mel` is this recipe in numpy.
 """
 
@@ -227,4 +209,6 @@ def write_firmware(out_dir: Path, model: bytes, config: Config, input_q: tuple[f
              "README.md": firmware_readme(config, *input_q, *output_q, arena_bytes)}
     for name, text in files.items():
         atomic_write_text(out_dir / name, text)
+    _, mel = frontend_arrays(config)
+    log.info("firmware: mel arrays %d bytes (%d bands, %d weights)", mel.nbytes(), mel.n_mels, len(mel.weights))
     return sorted(files)

@@ -2,11 +2,12 @@
 
 Waveform `[B, samples]` at `sample_rate` -> log-mel `[B, n_mels, frames, 1]`. The filterbank and
 window are recomputed from the settings (no weights), so a saved model holds only the network's.
+The mel product is banded: a few dense blocks of neighbouring bands (`MelBands.blocks`), 1.5 M instead of
+34.1 M MACs per clip, same numbers; builtin TFLite ops only (slices, matmuls, concatenation).
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any, Optional
 
 import keras
@@ -14,32 +15,31 @@ import numpy as np
 import tensorflow as tf
 
 from asc_tf.config import Config
+from asc_tf.edge.mel import BLOCK_OVERHEAD_MACS, MelBands, hz_to_mel, mel_filterbank, periodic_hann
+
+__all__ = ["LOG_OFFSET", "MelFrontend", "hz_to_mel", "mask_along_axis", "mel_filterbank", "periodic_hann"]
 
 LOG_OFFSET = 1e-5  # upstream: (x + 1e-5).log()
+MEL_PRODUCTS = ("banded", "dense")  # dense: the plain 2049 x 256 matmul, kept for comparison (bench/train_step.py)
 
 
-def hz_to_mel(freq: np.ndarray | float) -> np.ndarray:
-    """HTK mel scale (torchaudio mel_scale='htk')."""
-    return 2595.0 * np.log10(1.0 + np.asarray(freq, dtype=np.float64) / 700.0)
+def frame_signal(x: tf.Tensor, offset: int, length: int, hop: int, n_frames: int) -> tf.Tensor:
+    """`[B, n] -> [B, n_frames, length]` frames starting at `offset + hop * t`, from hop-sized chunks.
 
-
-def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_min: float, f_max: Optional[float]) -> np.ndarray:
-    """torchaudio `melscale_fbanks(htk, norm=None)` `[n_fft//2+1, n_mels]` (float64 maths, 2e-5 from torch's)."""
-    f_max = float(sample_rate // 2) if f_max is None else float(f_max)
-    all_freqs = np.linspace(0, sample_rate // 2, n_fft // 2 + 1)
-    m_pts = np.linspace(hz_to_mel(f_min), hz_to_mel(f_max), n_mels + 2)
-    f_pts = 700.0 * (10.0 ** (m_pts / 2595.0) - 1.0)
-    f_diff = f_pts[1:] - f_pts[:-1]
-    slopes = f_pts[None, :] - all_freqs[:, None]
-    down = (-1.0 * slopes[:, :-2]) / f_diff[:-1]
-    up = slopes[:, 2:] / f_diff[1:]
-    return np.maximum(0.0, np.minimum(down, up)).astype(np.float32)
-
-
-def periodic_hann(length: int) -> np.ndarray:
-    """torch.hann_window(length) (periodic), float32."""
-    n = np.arange(length, dtype=np.float64)
-    return (0.5 - 0.5 * np.cos(2.0 * math.pi * n / length)).astype(np.float32)
+    A reshape, slices and one concatenation: 1.4x faster than `tf.signal.frame`'s gather at batch 256 on CPU
+    (the framed batch is 200 MB), and builtin TFLite ops.
+    """
+    full, rest = divmod(length, hop)
+    chunks = n_frames + full + (1 if rest else 0)
+    x = x[:, offset:]
+    missing = chunks * hop - int(x.shape[-1])
+    if missing > 0:  # only the unused tail of the last chunk
+        x = tf.pad(x, [[0, 0], [0, missing]])
+    c = tf.reshape(x[:, :chunks * hop], [-1, chunks, hop])
+    parts = [c[:, k:k + n_frames] for k in range(full)]
+    if rest:
+        parts.append(c[:, full:full + n_frames, :rest])
+    return parts[0] if len(parts) == 1 else tf.concat(parts, axis=-1)
 
 
 def mask_along_axis(x: tf.Tensor, value: tf.Tensor, min_value: tf.Tensor, axis: int) -> tf.Tensor:
@@ -73,17 +73,21 @@ class MelFrontend(keras.layers.Layer):
         f_max: Optional[float] = None,
         freqm: int = 48,
         timem: int = 0,
+        mel_product: str = "banded",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if window_length > n_fft:
             raise ValueError(f"window_length {window_length} > n_fft {n_fft}")
+        if mel_product not in MEL_PRODUCTS:
+            raise ValueError(f"mel_product must be one of {MEL_PRODUCTS}, got {mel_product!r}")
         self.sample_rate, self.n_fft, self.window_length = sample_rate, n_fft, window_length
         self.hop_length, self.n_mels, self.f_min, self.f_max = hop_length, n_mels, f_min, f_max
-        self.freqm, self.timem = freqm, timem
+        self.freqm, self.timem, self.mel_product = freqm, timem, mel_product
         self.seed_generator = keras.random.SeedGenerator()  # reseeded per epoch by the trainer
         self._fb = mel_filterbank(sample_rate, n_fft, n_mels, f_min, f_max)
         self._window = periodic_hann(window_length)
+        self._blocks = MelBands.from_dense(self._fb).blocks(BLOCK_OVERHEAD_MACS)
 
     @classmethod
     def from_config_object(cls, config: Config, **kwargs: Any) -> "MelFrontend":
@@ -103,11 +107,17 @@ class MelFrontend(keras.layers.Layer):
         # torch zero-pads the window centrally to n_fft; power ignores the phase shift of framing
         # only the window's support, so start at the left zero margin and use an end-padded FFT.
         offset = (self.n_fft - self.window_length) // 2
-        frames = tf.signal.frame(x[:, offset:], self.window_length, self.hop_length)[:, :n_frames]
+        frames = frame_signal(x, offset, self.window_length, self.hop_length, n_frames)
         spec = tf.signal.rfft(frames * self._window, fft_length=[self.n_fft])
         power = tf.math.square(tf.math.real(spec)) + tf.math.square(tf.math.imag(spec))  # [B, T, bins]
-        mel = tf.linalg.matmul(power, self._fb)  # [B, T, n_mels]
-        return tf.transpose(mel, [0, 2, 1])[..., None]
+        return tf.transpose(self.mel(power), [0, 2, 1])[..., None]
+
+    def mel(self, power: tf.Tensor) -> tf.Tensor:
+        """Power `[B, T, bins]` -> mel `[B, T, n_mels]`: per block of bands, its bins times its dense weights."""
+        if self.mel_product == "dense":
+            return tf.linalg.matmul(power, self._fb)
+        products = [tf.linalg.matmul(power[..., b.bin_lo:b.bin_hi], b.weights) for b in self._blocks]
+        return products[0] if len(products) == 1 else tf.concat(products, axis=-1)
 
     def augment(self, mel: tf.Tensor) -> tf.Tensor:
         """Upstream's FrequencyMasking(freqm) and TimeMasking(timem), iid per clip, with TF draws."""
@@ -135,6 +145,6 @@ class MelFrontend(keras.layers.Layer):
         config.update(
             sample_rate=self.sample_rate, n_fft=self.n_fft, window_length=self.window_length,
             hop_length=self.hop_length, n_mels=self.n_mels, f_min=self.f_min, f_max=self.f_max,
-            freqm=self.freqm, timem=self.timem,
+            freqm=self.freqm, timem=self.timem, mel_product=self.mel_product,
         )
         return config
