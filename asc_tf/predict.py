@@ -189,13 +189,17 @@ def _keras_source(config: "Config", ckpt_id: Optional[str], model_path: Optional
 
 
 def _bundle_source(bundle_dir: Path) -> tuple[Callable[[np.ndarray], np.ndarray], dict, list[Path], str]:
-    """(probabilities function, info, model files, prediction id) of an export bundle run through LiteRT:
-    the float front end and the int8 or fp16 network, exactly what ships."""
-    from asc_tf.export.bundle import MANIFEST, load_bundle
+    """(probabilities function, info, model files, prediction id) of an export bundle run by the edge runtime
+    (numpy front end, the int8 or fp16 network under LiteRT): exactly what a device runs."""
+    from asc_tf.edge.bundle import MANIFEST
+    from asc_tf.edge.classifier import Classifier
+    from asc_tf.edge.errors import EdgeError
 
-    bundle = load_bundle(bundle_dir)
-    classifier = bundle.classifier(num_threads=None)
-    manifest = bundle.manifest
+    try:
+        classifier = Classifier(bundle_dir, num_threads=None)
+    except EdgeError as error:
+        raise PredictionError(str(error)) from None
+    manifest = classifier.manifest
     network = manifest["complexity"]["network"]
     elements = sum(sum(by_dtype.values()) for by_dtype in network["parameter_elements"].values())
     info = {"MACs": network["macs"], "Params": elements, "parameter_bytes": network["parameter_bytes"],
@@ -204,8 +208,10 @@ def _bundle_source(bundle_dir: Path) -> tuple[Callable[[np.ndarray], np.ndarray]
     exported = {k: v for k, v in accuracy.get("metrics", {}).items() if k != "keras_float32"}
     if exported:  # the exported model's dev-test metrics, measured at export
         info["test"] = [{f"test/{k}": v for k, v in next(iter(exported.values())).items()}]
-    files = [bundle.file("network"), bundle.file("frontend"), bundle.path / MANIFEST]
-    return (lambda w: softmax(classifier.logits_batch(w))), info, files, bundle.path.name
+    path = Path(bundle_dir)
+    files = [path / manifest["files"]["network"]["path"], path / manifest["files"]["frontend"]["path"],
+             path / MANIFEST]
+    return classifier.predict_batch, info, files, path.name
 
 
 def predict_evaluation_set(config: "Config", *, ckpt_id: Optional[str] = None, model_path: Optional[Path] = None,

@@ -1,0 +1,63 @@
+"""python -m asc_tf.edge BUNDLE FILE.wav... | BUNDLE -   (raw 16-bit mono PCM at the bundle's rate on stdin)
+
+Prints one decision per clip (one per second): [file] time, scene, probability [, latency].
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Optional
+
+import numpy as np
+
+from asc_tf.edge.audio import pcm_clips, read_clips
+from asc_tf.edge.classifier import Classifier
+from asc_tf.edge.errors import EdgeError
+
+
+def _line(classifier: Classifier, clip: np.ndarray, seconds: float, latency: bool, prefix: str = "") -> str:
+    probabilities, timing = classifier.predict_timed(clip)
+    best = int(np.argmax(probabilities))
+    text = f"{prefix}{seconds:8.1f} s  {classifier.classes[best]:<18s} {probabilities[best]:.3f}"
+    if latency:
+        text += (f"  {timing.total_ms:6.2f} ms (front end {timing.frontend_ms:.2f}, "
+                 f"network {timing.network_ms:.2f})")
+    return text
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m asc_tf.edge", description=__doc__.split("\n\n")[0])
+    parser.add_argument("bundle", help="an export bundle folder (export_tflite.py)")
+    parser.add_argument("inputs", nargs="+", help="audio files (any rate, mono), or - for raw 16-bit mono PCM on "
+                        "standard input at the bundle's sample rate")
+    parser.add_argument("--threads", type=int, default=1, help="LiteRT threads (default 1)")
+    parser.add_argument("--latency", action="store_true", help="also print the milliseconds spent per clip")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        classifier = Classifier(args.bundle, num_threads=args.threads)
+    except EdgeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    seconds_per_clip = classifier.clip_samples / classifier.sample_rate
+    status = 0
+    for name in args.inputs:
+        try:
+            if name == "-":
+                for index, clip in enumerate(pcm_clips(sys.stdin.buffer, classifier.clip_samples)):
+                    print(_line(classifier, clip, index * seconds_per_clip, args.latency), flush=True)
+            else:
+                for index, clip in enumerate(read_clips(name, classifier.sample_rate, classifier.clip_samples)):
+                    print(_line(classifier, clip, index * seconds_per_clip, args.latency, f"{name}  "), flush=True)
+        except EdgeError as error:
+            print(f"error: {error}", file=sys.stderr)
+            status = 1
+        except KeyboardInterrupt:
+            return 130
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

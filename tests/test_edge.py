@@ -1,0 +1,172 @@
+"""The edge runtime: a bundle run with numpy + LiteRT only; files, PCM streams, bad input, the TF-free import."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from asc_tf.edge import Classifier
+from asc_tf.edge.__main__ import main as edge_main
+from asc_tf.export.bundle import load_bundle
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _run_python(code: str, tmp_path: Path) -> dict:
+    """Run `code` in a fresh interpreter (repository on the path); it prints one JSON line, returned."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env,
+                          cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def clips() -> np.ndarray:
+    """Four clips of the synthetic test audio's kind: noise with a tone, at different levels."""
+    rng = np.random.default_rng(3)
+    t = np.arange(32000) / 32000
+    return np.stack([(rng.normal(size=32000) * 0.02 * (i + 1) + 0.05 * np.sin(2 * np.pi * 440 * (i + 1) * t))
+                     for i in range(4)]).astype(np.float32)
+
+
+def test_classifier_equals_the_bundles_litert_pipeline(int8_export, clips):
+    edge = Classifier(int8_export.path, num_threads=1)
+    shipped = load_bundle(int8_export.path).classifier(num_threads=1)
+    for clip in clips:
+        probabilities = edge.predict(clip)
+        assert probabilities.shape == (10,) and abs(probabilities.sum() - 1) < 1e-6
+        assert np.max(np.abs(edge.log_mel(clip) - shipped.log_mel(clip)[0, ..., 0])) < 1e-4
+        q_edge = edge.input_quantization.quantize(edge.log_mel(clip))
+        q_tflite = shipped.network.quantize_input(shipped.log_mel(clip))[0, ..., 0]
+        assert np.max(np.abs(q_edge.astype(int) - q_tflite.astype(int))) <= 1  # a rounding tie at most
+        reference = shipped.logits(clip)[0]
+        scale = edge.output_quantization.scale
+        assert np.max(np.abs(edge.logits(clip) - reference)) <= 3 * scale + 1e-6
+    with pytest.raises(ValueError, match="expected one clip of 32000 samples"):
+        edge.predict(clips[:2])
+
+
+def test_import_and_classify_without_tensorflow(int8_export, clips, tmp_path):
+    sf.write(str(tmp_path / "clip.wav"), clips[0], 32000, subtype="PCM_16")
+    np.save(tmp_path / "clip.npy", clips[0])
+    out = _run_python(f"""
+        import contextlib, io, json, sys
+        import numpy as np
+        import asc_tf.edge
+        from asc_tf.edge import Classifier
+        from asc_tf.edge.__main__ import main
+        p = Classifier({str(int8_export.path)!r}, num_threads=1).predict(np.load("clip.npy"))
+        text = io.StringIO()
+        with contextlib.redirect_stdout(text):
+            code = main([{str(int8_export.path)!r}, "clip.wav"])
+        heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "tf_keras"))
+        print(json.dumps({{"p": p.tolist(), "code": code, "line": text.getvalue(), "heavy": heavy}}))
+    """, tmp_path)
+    assert out["heavy"] == [] and out["code"] == 0
+    np.testing.assert_allclose(out["p"], Classifier(int8_export.path).predict(clips[0]), atol=1e-6)
+    assert "clip.wav" in out["line"] and len(out["line"].splitlines()) == 1
+
+
+def test_import_asc_tf_then_keras_load_model_in_a_fresh_process(trained_run, tmp_path):
+    model = trained_run.run.path / "model.keras"
+    out = _run_python(f"""
+        import json, sys
+        import asc_tf
+        light = "tensorflow" not in sys.modules
+        from asc_tf import Config, build_model
+        import keras
+        model = keras.saving.load_model({str(model)!r})
+        print(json.dumps({{"light": light, "layers": [l.name for l in model.layers],
+                          "config": Config().sample_rate, "built": build_model().name}}))
+    """, tmp_path)
+    assert out["light"] and "frontend" in out["layers"] and out["config"] == 32000 and out["built"] == "cp_mobile"
+
+
+class OddChunks(io.RawIOBase):
+    """A pipe that hands out at most a few odd numbers of bytes per read."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.sizes, self.turn = data, (1, 777, 3001, 12345), 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        n = min(self.sizes[self.turn % len(self.sizes)], size if size >= 0 else len(self.data))
+        self.turn += 1
+        chunk, self.data = self.data[:n], self.data[n:]
+        return chunk
+
+
+def _decisions(text: str) -> list[tuple[str, str]]:
+    return [tuple(line.split()[-2:]) for line in text.strip().splitlines()]
+
+
+def test_pcm_stream_gives_one_decision_per_second(int8_export, tmp_path, monkeypatch, capsys):
+    rng = np.random.default_rng(5)
+    pcm = (rng.normal(size=112000) * 3000).clip(-32768, 32767).astype("<i2")  # 3.5 s at 32 kHz
+    files = []
+    for second in range(3):
+        path = tmp_path / f"second{second}.wav"
+        sf.write(str(path), pcm[second * 32000:(second + 1) * 32000], 32000, subtype="PCM_16")
+        files.append(str(path))
+    assert edge_main([str(int8_export.path), *files]) == 0
+    expected = _decisions(capsys.readouterr().out)
+    monkeypatch.setattr(sys, "stdin", type("Stdin", (), {"buffer": OddChunks(pcm.tobytes())})())
+    assert edge_main([str(int8_export.path), "-", "--latency"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 3 and [line.split()[0] for line in out] == ["0.0", "1.0", "2.0"]
+    assert [tuple(line.split()[2:4]) for line in out] == expected
+    assert all(" ms (front end " in line for line in out)
+
+
+def test_files_at_other_rates_are_resampled(int8_export, tmp_path, capsys, clips):
+    from asc_tf.data.resample import resample
+
+    path = tmp_path / "clip48k.wav"
+    sf.write(str(path), resample(np.tile(clips[1], 2), 32000, 48000), 48000, subtype="PCM_24")
+    assert edge_main([str(int8_export.path), str(path)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and lines[1].split()[1] == "1.0"
+
+
+@pytest.mark.parametrize("case, message", [
+    ("truncated", "truncated: the data chunk needs"),
+    ("stereo", "2 channels, expected mono"),
+    ("empty", "no audio on standard input (empty stream)"),
+    ("short stream", "the stream ended after 1,000 samples, before one whole clip"),
+])
+def test_bad_input_is_one_clear_line(int8_export, tmp_path, monkeypatch, capsys, case, message):
+    args = [str(int8_export.path)]
+    if case == "truncated":
+        sf.write(str(tmp_path / "full.wav"), np.zeros(32000), 32000, subtype="PCM_16")
+        data = (tmp_path / "full.wav").read_bytes()
+        (tmp_path / "cut.wav").write_bytes(data[:len(data) // 2])
+        args.append(str(tmp_path / "cut.wav"))
+    elif case == "stereo":
+        sf.write(str(tmp_path / "stereo.wav"), np.zeros((32000, 2)), 32000, subtype="PCM_16")
+        args.append(str(tmp_path / "stereo.wav"))
+    else:
+        data = b"" if case == "empty" else b"\x01\x00" * 1000
+        monkeypatch.setattr(sys, "stdin", type("Stdin", (), {"buffer": io.BytesIO(data)})())
+        args.append("-")
+    assert edge_main(args) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+    assert captured.err.startswith("error: ") and message in captured.err
+
+
+def test_not_a_bundle_is_one_line(tmp_path, capsys):
+    assert edge_main([str(tmp_path), "-"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "not an export bundle" in err and err.count("\n") == 1
