@@ -222,6 +222,19 @@ def _audit_architecture(args: argparse.Namespace) -> int:
     return 0 if audit.passed else 3
 
 
+def _frontend_cost(model: keras.Model, args: argparse.Namespace) -> Any:
+    """The front end's arithmetic: of the model's `frontend` layer, else of the flags' settings."""
+    from asc_tf.export.audit import frontend_cost
+
+    names = ("sample_rate", "n_fft", "window_length", "hop_length", "n_mels", "f_min", "f_max")
+    if _has(model, "frontend"):
+        settings = model.get_layer("frontend").get_config()
+        samples = int(model.input.shape[-1])
+    else:
+        settings, samples = vars(from_args(args)), None
+    return frontend_cost(**{n: settings[n] for n in names}, samples=samples)
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m asc_tf.complexity", description=__doc__.split("\n\n")[0])
     parser.add_argument("model", nargs="?", help="a .keras or .tflite file; without it, the network of the flags below")
@@ -241,11 +254,16 @@ def main(argv: Optional[list[str]] = None) -> int:
             return _audit_architecture(args)
         model = load_for_complexity(args.model) if args.model else build_network(from_args(args))
         rows = complexity_rows(model)
+        front = _frontend_cost(model, args)
         if args.json:
             params, macs = totals(rows)
-            print(json.dumps({"parameters": params, "macs": macs, "rows": rows}, indent=2))
+            print(json.dumps({"parameters": params, "macs": macs, "rows": rows, "frontend": front.to_dict()},
+                             indent=2))
         else:
+            from asc_tf.export.audit import format_frontend_cost
+
             print(format_table(rows))
+            print(format_frontend_cost(front), end="")
     except (ValueError, OSError, AuditError) as err:
         print(f"error: {err}")
         return 1

@@ -82,3 +82,15 @@ def test_firmware_mel_arrays_under_32_kB(int8_export):
     assert source.count("f,") + source.count("f\n") >= len(bands.weights)
     readme = (int8_export.path / "firmware" / "README.md").read_text()
     assert f"{bands.nbytes():,} bytes" in readme
+
+
+def test_complexity_reports_the_front_end_apart(capsys):
+    from asc_tf.complexity import main as complexity_main
+
+    assert complexity_main(["--json"]) == 0
+    figures = __import__("json").loads(capsys.readouterr().out)
+    assert figures["macs"] == 29_419_156  # the network alone, as the challenge counts
+    assert figures["frontend"]["mel_macs"] == 65 * 4067 and figures["frontend"]["mel_macs_dense"] == 34_095_360
+    assert figures["frontend"]["mel_array_bytes"] < 32_000
+    assert complexity_main([]) == 0
+    assert "Front end per clip (not counted by the challenge" in capsys.readouterr().out

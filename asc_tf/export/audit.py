@@ -293,3 +293,45 @@ def format_audit(audit: Audit) -> str:
             for op, v in audit.other_ops.items()))
     lines += [f"File: {audit.file_bytes:,} bytes", *audit.notes, "", audit.verdict()]
     return "\n".join(lines) + "\n"
+
+
+@dataclass
+class FrontendCost:
+    """Arithmetic of the log-mel front end per clip: not counted by the challenge, paid by the device."""
+
+    frames: int
+    n_fft: int
+    window_multiplies: int
+    fft_butterflies: int  # ~ n/2 log2 n per real FFT, as the audit's RFFT2D estimate
+    power_operations: int  # re^2 + im^2 per bin
+    mel_macs: int  # banded: the non-zero weights only
+    mel_macs_dense: int  # what a dense 2049 x n_mels product would cost
+    log_operations: int
+    mel_array_bytes: int  # the firmware's banded mel arrays
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def frontend_cost(sample_rate: int, n_fft: int, window_length: int, hop_length: int, n_mels: int, f_min: float,
+                  f_max: Optional[float], samples: Optional[int] = None) -> FrontendCost:
+    """The front end's arithmetic for one clip of `samples` (default: one second)."""
+    from asc_tf.edge.mel import MelBands, mel_filterbank
+
+    bands = MelBands.from_dense(mel_filterbank(sample_rate, n_fft, n_mels, f_min, f_max))
+    frames = 1 + (samples or sample_rate) // hop_length
+    bins = n_fft // 2 + 1
+    return FrontendCost(frames, n_fft, frames * window_length, frames * (n_fft // 2) * int(math.log2(n_fft)),
+                        frames * bins * 3, frames * len(bands.weights), frames * bins * n_mels, frames * n_mels,
+                        bands.nbytes())
+
+
+def format_frontend_cost(cost: FrontendCost) -> str:
+    """Lines for the audit: the front end's arithmetic per clip, apart from the network's MACs."""
+    return "\n".join([
+        "Front end per clip (not counted by the challenge; the device computes it before the network):",
+        f"  {cost.frames} frames: window {cost.window_multiplies:,} multiplies, FFT ({cost.n_fft} points) "
+        f"~{cost.fft_butterflies:,} butterflies, power {cost.power_operations:,} operations",
+        f"  mel {cost.mel_macs:,} MACs (banded; dense {cost.mel_macs_dense:,}), log {cost.log_operations:,}",
+        f"  firmware mel arrays {cost.mel_array_bytes:,} bytes",
+    ]) + "\n"
