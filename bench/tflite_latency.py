@@ -1,4 +1,5 @@
-"""LiteRT latency per 1 s clip of what ships: the float front end, the int8 network, and both, on one thread.
+"""Latency per 1 s clip of what ships, on one thread: the front end in numpy (the edge runtime) and as the TFLite
+front-end model, the int8 network under LiteRT, and the total as the edge runtime runs it (asc_tf.edge).
 
 With `--bundle DIR` it times an export bundle (export_tflite.py --int8); without, it exports a randomly
 initialised baseline in memory first (calibrated on random audio: latency does not depend on
@@ -53,26 +54,61 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
 
-    from asc_tf.export.runtime import ExportedClassifier
+    from asc_tf.edge.frontend import LogMel
+    from asc_tf.export.runtime import TFLiteModel
 
     if args.bundle:
-        from asc_tf.export.bundle import load_bundle
+        from asc_tf.edge import Classifier
 
-        classifier = load_bundle(args.bundle).classifier(num_threads=args.threads)
+        edge = Classifier(args.bundle, num_threads=args.threads)
+        frontend_tflite = TFLiteModel(args.bundle / edge.manifest["files"]["frontend"]["path"], args.threads)
         source = str(args.bundle)
     else:
-        frontend, network = random_baseline()
-        classifier = ExportedClassifier(frontend, network, num_threads=args.threads)
+        import tempfile
+
+        frontend_bytes, network_bytes = random_baseline()
+        frontend_tflite = TFLiteModel(frontend_bytes, args.threads)
+        edge = _edge_of(network_bytes, args.threads, Path(tempfile.mkdtemp()))
         source = "random baseline (exported here)"
+    numpy_frontend = edge.frontend
+    assert isinstance(numpy_frontend, LogMel)
     waveforms = list(np.random.default_rng(1).normal(0, 0.05, (args.clips, 32000)).astype(np.float32))
-    mels = [classifier.log_mel(w) for w in waveforms]
-    front = median_ms(classifier.log_mel, waveforms)
-    network = median_ms(classifier.network, mels)
-    both = median_ms(classifier.logits, waveforms)
-    print(f"LiteRT {args.threads} thread(s), {source}, median of {args.clips} clips; {machine()}")
-    print(f"  front end (float32)       {front:7.2f} ms per clip")
-    print(f"  network (int8)            {network:7.2f} ms per clip")
-    print(f"  front end + int8 network  {both:7.2f} ms per clip")
+    mels = [numpy_frontend(w) for w in waveforms]
+    front_numpy = median_ms(numpy_frontend, waveforms)
+    front_tflite = median_ms(lambda w: frontend_tflite(w[None]), waveforms)
+    network = median_ms(edge.network_logits, mels)
+    total = median_ms(edge.predict, waveforms)
+    worst = max(float(np.max(np.abs(numpy_frontend(w) - frontend_tflite(w[None])[0, ..., 0]))) for w in waveforms[:10])
+    print(f"{args.threads} thread(s), {source}, median of {args.clips} clips; {machine()}")
+    print(f"  front end, numpy (edge runtime)        {front_numpy:7.2f} ms per clip   (target <= 1.0)")
+    print(f"  front end, TFLite model (LiteRT)       {front_tflite:7.2f} ms per clip")
+    print(f"  network, int8 (LiteRT)                 {network:7.2f} ms per clip")
+    print(f"  total, edge runtime (numpy + int8)     {total:7.2f} ms per clip   (target <= 1.6)")
+    print(f"  numpy vs TFLite front end: max |log-mel difference| {worst:.1e} on 10 clips")
+
+
+def _edge_of(network: bytes, threads: int, folder: Path):
+    """An edge Classifier over an in-memory int8 network: a minimal bundle (manifest + network file) in `folder`."""
+    import hashlib
+    import json
+
+    from asc_tf import Config
+    from asc_tf.data.meta import CLASSES
+    from asc_tf.edge import Classifier
+    from asc_tf.export.runtime import TFLiteModel, tensor_io
+
+    config = Config()
+    (folder / "network_int8.tflite").write_bytes(network)
+    model = TFLiteModel(network)
+    entry = {"path": "network_int8.tflite", "bytes": len(network), "sha256": hashlib.sha256(network).hexdigest()}
+    manifest = {"format": "asc-tf-export/1", "precision": "int8", "classes": list(CLASSES),
+                "sample_rate": config.sample_rate, "clip_samples": config.sample_rate, "files": {"network": entry},
+                "inputs": {"network": tensor_io(model.input)}, "outputs": {"network": tensor_io(model.output)},
+                "frontend": {"sample_rate": config.sample_rate, "n_fft": config.n_fft,
+                             "window_length": config.window_length, "hop_length": config.hop_length,
+                             "n_mels": config.n_mels, "f_min": config.f_min, "f_max": config.f_max}}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return Classifier(folder, num_threads=threads)
 
 
 if __name__ == "__main__":
