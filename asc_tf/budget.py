@@ -1,7 +1,8 @@
 """Audit an architecture before any training, and search the widths that fill the int8 budget.
 
-`audit_architecture` builds a network, converts it to int8 exactly as the export does (calibrated on random
-log-mels: the calibration changes scales, not the parameter bytes or MACs) and audits the file.
+`audit_architecture` builds a network with trained-like random BatchNorm terms, converts it to int8 exactly
+as the export does (calibrated on random log-mels: the calibration changes scales, not the parameter bytes
+or MACs) and audits the file.
 `search` tries a grid of widths and keeps the one whose audited int8 file has the most parameter bytes
 within the limits: this is how the `int8_budget` preset was chosen.
 
@@ -51,12 +52,25 @@ def random_log_mels(config: Config, count: int = CALIBRATION_CLIPS, seed: int = 
             for _ in range(count)]
 
 
+def _trained_like(network: Any, seed: int = 0) -> Any:
+    """Random BatchNorm statistics and affine terms, as a trained network has. A fresh network's folded biases
+    are all zero, and the converter stores equal constant buffers once: the audit would undercount them."""
+    rng = np.random.default_rng(seed)
+    for layer in network.layers:
+        if hasattr(layer, "moving_variance"):
+            gamma, beta, mean, var = layer.get_weights()
+            layer.set_weights([rng.uniform(0.5, 1.5, gamma.shape), rng.normal(0, 0.1, beta.shape),
+                               rng.normal(0, 0.1, mean.shape), rng.uniform(0.5, 1.5, var.shape)])
+    return network
+
+
 def int8_network_bytes(config: Config) -> bytes:
-    """The int8 TFLite network of `config`'s architecture (fresh weights), converted as the export does."""
+    """The int8 TFLite network of `config`'s architecture (random trained-like weights), converted as the
+    export does."""
     from asc_tf.export import tflite
 
     with contextlib.redirect_stdout(io.StringIO()):  # the converter's SavedModel export prints its signature
-        return tflite.convert_network_int8(build_network(config), random_log_mels(config))
+        return tflite.convert_network_int8(_trained_like(build_network(config)), random_log_mels(config))
 
 
 def audit_architecture(config: Config, name: Optional[str] = None) -> Audit:

@@ -38,6 +38,13 @@ def test_budget_preset_int8_passes_close_to_the_limit(capsys):
     assert figures["parameter_bytes"] > 1.9 * audit_architecture(Config().with_preset("baseline")).parameter_bytes
 
 
+def test_architecture_audit_counts_biases_as_a_trained_export():
+    """Fresh networks fold to all-zero biases, which the converter would store once: the audit of an architecture
+    uses trained-like statistics, so it equals the trained baseline's export (tests/test_export.py)."""
+    audit = audit_architecture(Config().with_preset("baseline"))
+    assert audit.parameter_bytes == 63_896 and audit.parameter_elements["bias"] == {"INT32": 1_354}
+
+
 def test_oversized_variant_fails_the_audit(capsys):
     assert complexity_main(["--preset", "int8_budget", "--channels_multiplier", "2.3", "--int8"]) == 3
     text = capsys.readouterr().out
