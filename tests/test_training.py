@@ -75,7 +75,7 @@ def test_wandb_offline_writes_a_run_without_network(trained):
 
 def test_evaluate_reproduces_the_end_of_training(trained, run_config):
     config = run_config.replace(evaluate=True, ckpt_id=trained.run.run_id)
-    metrics = evaluate_run(config)
+    metrics = evaluate_run(config.replace(overwrite=True))  # predict.py may have written predictions/<id>/ already
     for name in ("test/macro_avg_acc", "test/loss", "test/acc.a", "val/macro_avg_acc"):
         assert metrics[name] == pytest.approx(trained.metrics[name], abs=1e-6), name
     out = Path(run_config.project_dir) / "predictions" / trained.run.run_id / "info.json"

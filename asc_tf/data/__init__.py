@@ -13,13 +13,15 @@ _SOURCES = {
     "asc_tf.data.meta": ("CLASSES", "DEVICE_GROUPS", "DEVICES", "MetadataError", "device_from_filename",
                          "read_file_list", "read_meta"),
     "asc_tf.data.pipeline": ("ShardError", "load_manifest", "make_dataset", "steps_per_epoch"),
-    "asc_tf.data.resample": ("resample",),
     "asc_tf.data.splits": ("SUBSETS", "SplitFilesMissing", "ensure_split_files", "load_splits",
                            "resolve_split_dir", "split_name", "tiers_of"),
 }
 _WHERE = {name: module for module, names in _SOURCES.items() for name in names}
 
-__all__ = sorted(_WHERE)
+__all__ = sorted([*_WHERE, "resample"])
+
+# Eager (numpy only): the submodule of the same name would otherwise shadow the function once imported.
+from asc_tf.data.resample import resample  # noqa: E402
 
 
 def __getattr__(name: str) -> Any:
