@@ -13,6 +13,7 @@ be checked against upstream's 61,148 parameters and 29,419,156 MACs.
 from __future__ import annotations
 
 import argparse
+import sys
 import json
 import math
 import re
@@ -265,8 +266,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             print(format_table(rows))
             print(format_frontend_cost(front), end="")
     except (ValueError, OSError, AuditError) as err:
-        print(f"error: {err}")
-        return 1
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

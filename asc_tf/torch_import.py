@@ -11,6 +11,7 @@ OrderedDict resolve; any other global becomes an inert placeholder, so no code f
 from __future__ import annotations
 
 import argparse
+import sys
 import collections
 import io
 import logging
@@ -282,8 +283,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         import_checkpoint(args.src, args.out, from_args(args))
     except (CheckpointError, ValueError, OSError) as err:
-        print(f"error: {err}")
-        return 1
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(f"wrote {args.out}")
     return 0
 

@@ -37,10 +37,10 @@ def test_cli_on_saved_model_and_refusals(tmp_path, capsys):
     asc_tf.build_model().save(path)
     assert main([str(path)]) == 0
     assert "MACs: 29,419,156" in capsys.readouterr().out
-    assert main([str(tmp_path / "m.tflite")]) == 1  # .tflite files are audited (tests/test_export.py); none here
-    assert capsys.readouterr().out.startswith(f"error: {tmp_path / 'm.tflite'}: cannot read")
-    assert main([str(tmp_path / "m.onnx")]) == 1
-    assert "only .keras and .tflite files are supported" in capsys.readouterr().out
+    assert main([str(tmp_path / "m.tflite")]) == 2  # .tflite files are audited (tests/test_export.py); none here
+    assert capsys.readouterr().err.startswith(f"error: {tmp_path / 'm.tflite'}: cannot read")
+    assert main([str(tmp_path / "m.onnx")]) == 2
+    assert "only .keras and .tflite files are supported" in capsys.readouterr().err
     assert main(["--base_channels", "48"]) == 0  # the network of a configuration, no file
     assert "MACs: 29,419,156" not in capsys.readouterr().out
 

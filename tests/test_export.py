@@ -108,9 +108,9 @@ def test_dynamic_shapes_and_garbage_are_refused(tmp_path, capsys):
     path = tmp_path / "dynamic.tflite"
     path.write_bytes(dynamic)
     capsys.readouterr()  # the converter's own printing
-    assert complexity_main([str(path)]) == 1
-    out = capsys.readouterr().out
-    assert out.startswith("error: ") and "dynamic shape" in out and out.count("\n") == 1
+    assert complexity_main([str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "dynamic shape" in err and err.count("\n") == 1
     with pytest.raises(AuditError, match="not a TFLite flatbuffer"):
         audit_tflite(b"not a model at all", "junk.tflite")
 

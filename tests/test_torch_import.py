@@ -197,9 +197,9 @@ def test_mismatching_network_names_first_tensor(golden, tmp_path, capsys):
     with pytest.raises(CheckpointError, match=r"^tensor in_c\.0\.0\.weight has shape \[10, 1, 3, 3\], "
                                               r"this network expects \[8, 1, 3, 3\]$"):
         load_upstream_weights(asc_tf.build_model(), read_state_dict(path))
-    assert main([str(path), "--out", str(tmp_path / "x.keras")]) == 1
-    out = capsys.readouterr().out
-    assert out.count("\n") == 1 and "in_c.0.0.weight" in out
+    assert main([str(path), "--out", str(tmp_path / "x.keras")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "in_c.0.0.weight" in err
     assert main([str(path), "--out", str(tmp_path / "y.keras"), "--base_channels", "40"]) == 0
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any, Optional
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from asc_tf.config import Config

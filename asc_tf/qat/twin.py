@@ -14,7 +14,6 @@ from typing import Any
 
 import keras
 
-from asc_tf.config import Config
 from asc_tf.model.cp_mobile import BN_EPSILON, BN_MOMENTUM, NETWORK_NAME
 from asc_tf.model.layers import TorchBatchNorm, _native_unequal_strides
 from asc_tf.qat.errors import QATError
