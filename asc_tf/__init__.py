@@ -16,7 +16,9 @@ import importlib.util
 import os
 import sys
 from types import ModuleType
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
+
+from asc_tf._lazy import lazy_getattr as _lazy_getattr
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ INFO/WARNING lines drown our one-line errors
 
@@ -27,18 +29,7 @@ _LAZY = {"Config": "asc_tf.config", "build_model": "asc_tf.model"}
 _KERAS_MODULES = ("asc_tf.model", "asc_tf.training")  # register MelFrontend, ..., TorchAdamW, WarmupCosine
 
 
-def __getattr__(name: str) -> Any:
-    """`asc_tf.Config`, `asc_tf.build_model` and the submodules, imported on first use."""
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    try:
-        return importlib.import_module(f"{__name__}.{name}")
-    except ModuleNotFoundError as error:
-        if error.name != f"{__name__}.{name}":
-            raise
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+__getattr__ = _lazy_getattr(__name__, _LAZY, globals())  # `asc_tf.Config`, `build_model`, submodules on first use
 
 
 def register_keras_objects() -> None:

@@ -4,8 +4,7 @@ import TensorFlow (the edge runtime uses them)."""
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from asc_tf._lazy import lazy_getattr
 
 _SOURCES = {
     "asc_tf.data.audio": ("AudioFileError", "load_any_clip", "load_clip", "read_wav"),
@@ -24,18 +23,7 @@ __all__ = sorted([*_WHERE, "resample"])
 from asc_tf.data.resample import resample  # noqa: E402
 
 
-def __getattr__(name: str) -> Any:
-    """A public name of the data layer, or a submodule, imported on first use."""
-    if name in _WHERE:
-        value = getattr(importlib.import_module(_WHERE[name]), name)
-        globals()[name] = value
-        return value
-    try:
-        return importlib.import_module(f"{__name__}.{name}")
-    except ModuleNotFoundError as error:
-        if error.name != f"{__name__}.{name}":
-            raise
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+__getattr__ = lazy_getattr(__name__, _WHERE, globals())
 
 
 def __dir__() -> list[str]:
