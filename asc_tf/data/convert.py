@@ -33,7 +33,7 @@ from asc_tf.data.audio import AudioFileError, load_clip
 from asc_tf.data.meta import CLASSES, DEVICES, MetadataError, read_meta
 from asc_tf.data.splits import (SPLITS, TIERS, SplitFilesMissing, ensure_split_files, load_splits,
                                 resolve_split_dir, tier_files, tiers_of)
-from asc_tf.io import atomic_path, atomic_write_json, atomic_write_text
+from asc_tf.io import atomic_path, atomic_write_json, atomic_write_text, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -130,14 +130,6 @@ def _write_shard(path: Path, job: ShardJob, encoded: list[Optional[bytes]]) -> d
                     writer.write(_serialize(job, i, waveform))
                     count += 1
     return {"file": path.name, "clips": count, "bytes": path.stat().st_size, "sha256": file_sha256(path)}
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def plan_shards(meta: pd.DataFrame, splits: dict[str, list[str]], clips_per_shard: int) -> list[ShardJob]:

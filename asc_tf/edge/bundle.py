@@ -6,23 +6,15 @@ the standard library, so a device installs no more than `requirements-edge.txt`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 from asc_tf.edge.errors import EdgeError
+from asc_tf.io import file_sha256
 
 FORMAT = "asc-tf-export/1"
 MANIFEST = "manifest.json"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_manifest(bundle_dir: str | Path, roles: tuple[str, ...] = ("network",)) -> dict[str, Any]:
@@ -38,6 +30,6 @@ def read_manifest(bundle_dir: str | Path, roles: tuple[str, ...] = ("network",))
     for role in roles:
         entry = manifest["files"][role]
         target = path / entry["path"]
-        if not target.is_file() or target.stat().st_size != entry["bytes"] or _sha256(target) != entry["sha256"]:
+        if not target.is_file() or target.stat().st_size != entry["bytes"] or file_sha256(target) != entry["sha256"]:
             raise EdgeError(f"{target}: missing or changed since export (size/sha256 differ from {MANIFEST})")
     return manifest

@@ -26,7 +26,8 @@ from typing import Any, Optional
 import numpy as np
 
 from asc_tf.config import Config
-from asc_tf.data.convert import convert_dataset, file_sha256
+from asc_tf.data.convert import convert_dataset
+from asc_tf.io import file_sha256
 from asc_tf.data.meta import CLASSES
 from asc_tf.export import tflite, tflm
 from asc_tf.export.accuracy import AccuracyReport, evaluate_exported
