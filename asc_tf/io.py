@@ -7,6 +7,8 @@ import contextlib
 import hashlib
 import json
 import os
+import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -21,12 +23,64 @@ def _current_umask() -> int:
 _UMASK = _current_umask()
 
 
+# `.NAME.PID.XXXXXXXX.tmp` (files and staging folders written here), `.NAME.PID.tmp.keras` (checkpoints):
+# the writer's pid tells a later run whether the owner is gone (killed) and the temporary can be removed.
+_TEMPORARY = re.compile(r"^\..+\.(?P<pid>\d+)\.(?:[A-Za-z0-9_]+\.)?tmp(?:\.keras)?$")
+
+
+def temporary_prefix(path: str | Path) -> str:
+    """Name prefix of this process's temporaries for `path` (see `remove_stale_temporaries`)."""
+    return f".{Path(path).name}.{os.getpid()}."
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Remove the temporary files and staging folders that killed processes left in `folder` (their pid in
+    the name is no longer running); returns what was removed. Temporaries of live processes are kept."""
+    removed = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return removed
+    for item in folder.iterdir():
+        match = _TEMPORARY.match(item.name)
+        if match is None or _alive(int(match["pid"])):
+            continue
+        if item.is_dir() and not item.is_symlink():
+            shutil.rmtree(item, ignore_errors=True)
+        else:
+            item.unlink(missing_ok=True)
+        removed.append(item)
+    return removed
+
+
+def staging_dir(target: str | Path) -> Path:
+    """A new empty folder beside `target` (to be renamed onto it when complete), with the permissions of a
+    normal folder (mkdtemp makes 0700); stale staging folders of killed runs are removed first."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(target.parent)
+    stage = Path(tempfile.mkdtemp(dir=target.parent, prefix=temporary_prefix(target), suffix=".tmp"))
+    os.chmod(stage, 0o777 & ~_UMASK)
+    return stage
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it is fsynced and renamed onto `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temporary_prefix(path), suffix=".tmp")
     os.close(fd)
     tmp_path = Path(tmp)
     os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual permissions

@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Optional, Sequence
@@ -23,7 +22,7 @@ import numpy as np
 from asc_tf.data.audio import AudioFileError, load_any_clip
 from asc_tf.data.meta import CLASSES, MetadataError, read_file_list
 from asc_tf.data.synthetic import EVAL_DIR_NAME
-from asc_tf.io import atomic_write_json
+from asc_tf.io import atomic_write_json, staging_dir, temporary_prefix
 
 if TYPE_CHECKING:
     from asc_tf.config import Config
@@ -119,8 +118,7 @@ def write_predictions(
     out_dir = Path(out_dir)
     if (out_dir / "output.csv").exists() and not overwrite:
         raise PredictionError(f"{out_dir / 'output.csv'} exists: pass --overwrite to replace it")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    staging = staging_dir(out_dir)  # removes the staging folders of killed predictions first
     try:
         if out_dir.is_dir():  # keep what else is there (e.g. train.py --evaluate's reports)
             shutil.copytree(out_dir, staging, dirs_exist_ok=True)
@@ -138,7 +136,7 @@ def write_predictions(
         for path in model_files:
             shutil.copy2(path, staging / Path(path).name)
         if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old")
+            old = out_dir.with_name(f"{temporary_prefix(out_dir)}old.tmp")
             os.replace(out_dir, old)
             os.replace(staging, out_dir)
             shutil.rmtree(old, ignore_errors=True)

@@ -9,7 +9,9 @@ import sys
 from typing import Optional, Sequence
 
 from asc_tf.io import atomic_write_text
-from asc_tf.training.report import ReportError, aggregate_markdown, load_run
+from asc_tf.training.report import ReportError, RunResult, aggregate_markdown, load_run
+
+log = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,19 +22,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def unique_runs(results: Sequence[RunResult]) -> list[RunResult]:
+    """Each run once: the same info.json, or the same run id (a run and its `predictions/<id>/`), given twice
+    counts once, with a warning (a mean over seeds must not weigh one seed twice)."""
+    seen: dict[str, RunResult] = {}
+    for result in results:
+        key = result.name
+        same = next((r for r in seen.values() if r.info_path.resolve() == result.info_path.resolve()), None)
+        first = same or seen.get(key)
+        if first is not None:
+            log.warning("warning: %s and %s are the same run (%s): counted once", first.info_path, result.info_path,
+                        first.name)
+            continue
+        seen[key] = result
+    return list(seen.values())
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Print (and optionally write) the aggregate tables; `error: ...` and exit code 2 for an unreadable run."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        text = aggregate_markdown([load_run(run, args.project_dir) for run in args.runs])
+        text = aggregate_markdown(unique_runs([load_run(run, args.project_dir) for run in args.runs]))
     except ReportError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(text)
     if args.out:
         atomic_write_text(args.out, text)
-        logging.getLogger(__name__).info("written to %s", args.out)
+        log.info("written to %s", args.out)
     return 0
 
 

@@ -174,6 +174,8 @@ def read_torch_zip(path: Path) -> Any:
 def read_state_dict(path: str | Path) -> dict[str, np.ndarray]:
     """Upstream network weights (upstream names -> arrays) from a `.ckpt`, `.pt` or `.npz` file."""
     path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: file does not exist" if not path.exists() else f"{path}: not a file")
     if path.suffix == ".npz":
         try:
             with np.load(path, allow_pickle=False) as data:

@@ -21,6 +21,9 @@ import json
 import logging
 import multiprocessing
 import os
+import sys
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
@@ -33,7 +36,7 @@ from asc_tf.data.audio import AudioFileError, load_clip
 from asc_tf.data.meta import CLASSES, DEVICES, MetadataError, read_meta
 from asc_tf.data.splits import (SPLITS, TIERS, SplitFilesMissing, ensure_split_files, load_splits,
                                 resolve_split_dir, tier_files, tiers_of)
-from asc_tf.io import atomic_path, atomic_write_json, atomic_write_text, file_sha256
+from asc_tf.io import atomic_path, atomic_write_json, atomic_write_text, file_sha256, remove_stale_temporaries
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,22 @@ class ConversionError(RuntimeError):
 
 class StaleShardsError(ConversionError):
     """The output folder holds shards converted from another source or with other settings."""
+
+
+class MissingAudioError(ConversionError):
+    """Clips listed in meta.csv are not on disk."""
+
+
+def reconvert_command(shards_dir: str | Path, dataset_dir: Optional[str] = None) -> str:
+    """The command that checks every shard of `shards_dir` (sha256) and reconverts the damaged ones."""
+    shards_dir = Path(shards_dir)
+    if dataset_dir is None:
+        try:
+            dataset_dir = json.loads((shards_dir / MANIFEST).read_text()).get("dataset_dir")
+        except (OSError, ValueError, AttributeError):
+            dataset_dir = None
+    return (f"python -m asc_tf.data.convert --dataset_dir {dataset_dir or 'DATASET'} "
+            f"--tfrecords_dir {shards_dir.parent} --verify")
 
 
 @dataclass(frozen=True)
@@ -192,10 +211,12 @@ def _check_previous(out: Path, fingerprint: str, overwrite: bool) -> dict:
     return {}
 
 
-def convert_dataset(config: Config, *, progress: bool = True, max_new_shards: Optional[int] = None) -> Path:
+def convert_dataset(config: Config, *, progress: bool = True, max_new_shards: Optional[int] = None,
+                    verify: bool = False) -> Path:
     """Convert `config.dataset_dir` into `converted_dir(config)`; returns that folder.
 
-    Already converted (same fingerprint): returns at once. Interrupted earlier: resumes.
+    Already converted (same fingerprint): returns at once, after checking every shard's size (and sha256
+    with `verify`); a damaged shard is reconverted alone and named in a warning. Interrupted earlier: resumes.
     `max_new_shards` stops after writing that many shards (incremental conversion; used by tests).
     """
     from tqdm.auto import tqdm
@@ -212,16 +233,26 @@ def convert_dataset(config: Config, *, progress: bool = True, max_new_shards: Op
     splits = load_splits(meta, split_dir)
     jobs = plan_shards(meta, splits, config.clips_per_shard)
     all_files = [f for job in jobs for f in job.filenames]
+    if not config.skip_bad:
+        _check_present(dataset_dir, meta, all_files)
     fingerprint = source_fingerprint(dataset_dir, split_dir, all_files, config)
     out.mkdir(parents=True, exist_ok=True)
+    for stale in remove_stale_temporaries(out):  # what a killed conversion was writing
+        log.info("removed %s, left by an interrupted conversion", stale.name)
     previous = _check_previous(out, fingerprint, config.overwrite)
-    if previous.get("format") == FORMAT and (out / MANIFEST).exists() and not missing_or_damaged(out, previous):
-        log.info("%s is already converted", out)
-        return out
-    done: dict[str, dict] = {
-        name: entry for name, entry in previous.get("done", {}).items()
-        if (out / name).is_file() and (out / name).stat().st_size == entry["bytes"]
-    }
+    if previous.get("format") == FORMAT and (out / MANIFEST).exists():  # finished earlier
+        damaged = damaged_shards(out, previous, full=verify)
+        if not damaged:
+            log.info("%s is already converted", out)
+            return out
+        for path, problem in damaged:
+            log.warning("%s: %s: reconverting it", path, problem)
+        done = _done_from_manifest(out, previous, jobs, {path.name for path, _ in damaged})
+    else:
+        done = {
+            name: entry for name, entry in previous.get("done", {}).items()
+            if (out / name).is_file() and (out / name).stat().st_size == entry["bytes"]
+        }
     state = {"fingerprint": fingerprint, "dataset_dir": str(dataset_dir.resolve()), "done": done}
     atomic_write_json(out / PROGRESS, state)
     todo = [job for job in jobs if job.name not in done]
@@ -233,8 +264,9 @@ def convert_dataset(config: Config, *, progress: bool = True, max_new_shards: Op
         for job, (encoded, bad) in _run_jobs(todo, config):
             if bad and not config.skip_bad:
                 raise AudioFileError(
-                    f"{bad[0][1]} ({len(bad)} bad file(s) in shard {job.name}): fix or remove the file, or pass "
-                    f"--skip_bad to skip bad files and list them in {out / SKIPPED}"
+                    f"{bad[0][1]} ({len(bad)} bad file(s) in shard {job.name}): replace the file with a good copy, "
+                    f"or remove its row from {dataset_dir / 'meta.csv'}, or pass --skip_bad to skip bad files and "
+                    f"list them in {out / SKIPPED}"
                 )
             entry = _write_shard(out / job.name, job, encoded)
             entry["skipped"] = [{"filename": f, "reason": r} for f, r in bad]
@@ -248,6 +280,30 @@ def convert_dataset(config: Config, *, progress: bool = True, max_new_shards: Op
         return out
     _write_manifest(out, jobs, done, splits, fingerprint, dataset_dir, config)
     return out
+
+
+def _check_present(dataset_dir: Path, meta: pd.DataFrame, files: list[str]) -> None:
+    """Every clip to convert is on disk; else one error naming the first missing one and its meta.csv line."""
+    missing = [f for f in files if not (dataset_dir / f).is_file()]
+    if missing:
+        line = int(meta.loc[meta["filename"] == missing[0], "_line"].iloc[0])
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise MissingAudioError(
+            f"{dataset_dir / missing[0]}: listed in {dataset_dir / 'meta.csv'} line {line} but missing on disk{more}: "
+            f"restore the file or remove its row from meta.csv, or pass --skip_bad to skip missing and bad clips"
+        )
+
+
+def _done_from_manifest(out: Path, manifest: dict, jobs: list[ShardJob], damaged: set[str]) -> dict[str, dict]:
+    """Progress entries of a finished conversion's intact shards (for reconverting only the damaged ones)."""
+    shard_of = {f: job.name for job in jobs for f in job.filenames}
+    skipped: dict[str, list[dict]] = {}
+    if (out / SKIPPED).is_file():
+        for row in pd.read_csv(out / SKIPPED, sep="\t", dtype=str, keep_default_na=False).to_dict("records"):
+            skipped.setdefault(shard_of.get(row["filename"], ""), []).append(
+                {"filename": row["filename"], "reason": row["reason"]})
+    return {entry["file"]: {**entry, "skipped": skipped.get(entry["file"], [])}
+            for tier in manifest["tiers"].values() for entry in tier["shards"] if entry["file"] not in damaged}
 
 
 @contextlib.contextmanager
@@ -267,6 +323,17 @@ def single_threaded_children() -> Iterator[None]:
                 os.environ[name] = value
 
 
+def _exit_with_parent(parent_pid: int) -> None:
+    """Worker initializer: end this worker as soon as the conversion that started it is gone (kill -9
+    included). A pool worker otherwise waits forever on a work queue that it holds open itself."""
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def _run_jobs(jobs: list[ShardJob], config: Config):
     """Yield (job, worker result) as shards are read: in-process for one worker, else in a process pool
     (spawned, so workers never inherit TensorFlow's threads)."""
@@ -277,7 +344,8 @@ def _run_jobs(jobs: list[ShardJob], config: Config):
             yield job, _read_shard_clips(job, *args)
         return
     context = multiprocessing.get_context("spawn")
-    with single_threaded_children(), concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+    with single_threaded_children(), concurrent.futures.ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_exit_with_parent, initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(_read_shard_clips, job, *args): job for job in jobs}
         try:
             for future in concurrent.futures.as_completed(futures):
@@ -321,41 +389,54 @@ def _write_manifest(out: Path, jobs: list[ShardJob], done: dict[str, dict], spli
     log.info("converted %s: %s", out, manifest["splits"])
 
 
-def missing_or_damaged(out: Path, manifest: dict, split: Optional[str] = None, full: bool = False) -> list[str]:
-    """Problems of the shards a manifest lists (all, or those of `split`): missing files, wrong sizes,
-    and with `full` wrong contents (sha256). Empty when everything is in place."""
+def damaged_shards(out: Path, manifest: dict, split: Optional[str] = None, full: bool = False
+                   ) -> list[tuple[Path, str]]:
+    """(path, problem) of the shards a manifest lists (all, or those of `split`) that are missing, of the
+    wrong size or, with `full`, of the wrong contents (sha256). Empty when everything is in place."""
     problems = []
     tiers = tiers_of(split) if split else list(manifest.get("tiers", {}))
     for tier in tiers:
         for entry in manifest["tiers"][tier]["shards"]:
             path = out / entry["file"]
             if not path.is_file():
-                problems.append(f"{path}: shard missing")
+                problems.append((path, "shard missing"))
             elif path.stat().st_size != entry["bytes"]:
-                problems.append(f"{path}: {path.stat().st_size} bytes, the manifest says {entry['bytes']} (truncated or corrupt)")
+                problems.append((path, f"{path.stat().st_size} bytes, the manifest says {entry['bytes']} "
+                                       f"(truncated or corrupt)"))
             elif full and file_sha256(path) != entry["sha256"]:
-                problems.append(f"{path}: contents differ from the manifest's sha256 (corrupt)")
+                problems.append((path, "contents differ from the manifest's sha256 (corrupt)"))
     return problems
 
 
-def main(argv: Optional[list[str]] = None) -> None:
+def missing_or_damaged(out: Path, manifest: dict, split: Optional[str] = None, full: bool = False) -> list[str]:
+    """`damaged_shards` as one message per shard."""
+    return [f"{path}: {problem}" for path, problem in damaged_shards(out, manifest, split, full)]
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """The command line; bad input is one `error:` line on stderr and exit code 2."""
     parser = argparse.ArgumentParser(prog="python -m asc_tf.data.convert", description=__doc__.split("\n\n")[0])
     add_arguments(parser, ["dataset_dir", "split_dir", "split_url", "tfrecords_dir", "storage_dtype",
                            "clips_per_shard", "num_workers", "orig_sample_rate", "sample_rate", "skip_bad", "overwrite"])
-    parser.add_argument("--verify", action="store_true", help="after converting, check every shard's sha256")
+    parser.add_argument("--verify", action="store_true",
+                        help="check every shard's sha256 (not only its size) and reconvert the damaged ones")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     config = from_args(args)
     try:
-        out = convert_dataset(config)
+        out = convert_dataset(config, verify=args.verify)
         manifest = json.loads((out / MANIFEST).read_text()) if (out / MANIFEST).exists() else {}
         problems = missing_or_damaged(out, manifest, full=args.verify) if manifest else []
     except (ConversionError, MetadataError, SplitFilesMissing, AudioFileError) as error:
-        raise SystemExit(f"error: {error}") from None
-    if problems:
-        raise SystemExit("error: " + "; ".join(problems))
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if problems:  # still damaged after reconverting: the source changed under the same names, sizes and times
+        print(f"error: {problems[0]}, even after reconverting it: the source changed without a new fingerprint; "
+              f"convert again with --overwrite", file=sys.stderr)
+        return 2
     print(f"{out}: " + ", ".join(f"{k} {v}" for k, v in manifest.get("splits", {}).items()))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

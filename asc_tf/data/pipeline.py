@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Optional
 
@@ -16,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from asc_tf.config import Config
-from asc_tf.data.convert import FORMAT, INT16_SCALE, MANIFEST, missing_or_damaged
+from asc_tf.data.convert import FORMAT, INT16_SCALE, MANIFEST, damaged_shards, missing_or_damaged, reconvert_command
 from asc_tf.data.splits import split_name, tiers_of
 
 log = logging.getLogger(__name__)
@@ -52,11 +53,30 @@ def split_shards(shards_dir: str | Path, split: int | str, verify: str = "size")
         problems = missing_or_damaged(shards_dir, manifest, name, full=verify == "hash")
         if problems:
             raise ShardError(f"{problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
-                             + ": convert again with --overwrite")
+                             + f": reconvert with {reconvert_command(shards_dir, manifest.get('dataset_dir'))}")
     entries = [e for tier in tiers_of(name) for e in manifest["tiers"][tier]["shards"] if e["clips"] > 0]
     if not entries:
         raise ShardError(f"{shards_dir}: split {name} holds no clips")
     return [str(shards_dir / e["file"]) for e in entries], sum(e["clips"] for e in entries), manifest
+
+
+def corrupt_shard_error(shards_dir: str | Path, error: Exception, files: Optional[list[str]] = None) -> ShardError:
+    """The ShardError for a record TensorFlow could not read (`DataLossError`, which names no file): the
+    shards (all, or `files`) are checked against the manifest's sha256 to name the one holding the record."""
+    shards_dir = Path(shards_dir)
+    found = re.search(r"corrupted record at \d+", str(error))
+    detail = found.group(0) if found else type(error).__name__
+    manifest = load_manifest(shards_dir)
+    log.info("a shard could not be read (%s): checking the shards' sha256 to find it", detail)
+    damaged = [(path, problem) for path, problem in damaged_shards(shards_dir, manifest, full=True)
+               if files is None or str(path) in {str(Path(f)) for f in files}]
+    remedy = f"reconvert with {reconvert_command(shards_dir, manifest.get('dataset_dir'))}"
+    if not damaged:
+        return ShardError(f"{shards_dir}: a record could not be read ({detail}), yet every shard matches the "
+                          f"manifest's sha256: {remedy}")
+    path, problem = damaged[0]
+    more = f" (and {len(damaged) - 1} more shard(s))" if len(damaged) > 1 else ""
+    return ShardError(f"{path}: {problem}, {detail}{more}: {remedy}")
 
 
 def _features() -> dict[str, tf.io.FixedLenFeature]:
@@ -112,12 +132,15 @@ def _split_in_memory(files: list[str], storage_dtype: str, samples: int) -> dict
     if key not in _MEMORY:
         parts: dict[str, list[np.ndarray]] = {}
         stored = {"float16": "<f2", "float32": "<f4", "int16": "<i2"}[storage_dtype]
-        for serialized in tf.data.TFRecordDataset(files).batch(1024):
-            parsed = tf.io.parse_example(serialized, _features())
-            raw = b"".join(parsed["waveform"].numpy())
-            parts.setdefault("waveform", []).append(np.frombuffer(raw, stored).reshape(-1, samples))
-            for name in ("label", "filename", "device", "city"):
-                parts.setdefault(name, []).append(parsed[name].numpy())
+        try:
+            for serialized in tf.data.TFRecordDataset(files).batch(1024):
+                parsed = tf.io.parse_example(serialized, _features())
+                raw = b"".join(parsed["waveform"].numpy())
+                parts.setdefault("waveform", []).append(np.frombuffer(raw, stored).reshape(-1, samples))
+                for name in ("label", "filename", "device", "city"):
+                    parts.setdefault(name, []).append(parsed[name].numpy())
+        except tf.errors.DataLossError as error:  # a record whose checksum fails
+            raise corrupt_shard_error(Path(files[0]).parent, error, files) from None
         while len(_MEMORY) >= _MEMORY_ENTRIES:
             _MEMORY.pop(next(iter(_MEMORY)))
         _MEMORY[key] = {name: np.concatenate(values) for name, values in parts.items()}

@@ -10,8 +10,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
+import shutil
 import string
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +22,9 @@ from typing import Optional
 import keras
 
 from asc_tf.config import Config
-from asc_tf.io import atomic_write_json
+from asc_tf.io import atomic_write_json, remove_stale_temporaries
+
+log = logging.getLogger(__name__)
 
 RUN_ID_ALPHABET = string.ascii_lowercase + string.digits
 
@@ -92,13 +96,27 @@ def open_run(config: Config, run_id: str) -> Run:
             f"unknown run id '{run_id}': no {run.config_file}"
             + (f" (runs in {root}: {', '.join(known[:10])})" if known else f" ({root} holds no runs)")
         )
+    for folder in (run.path, run.path / "checkpoints"):  # half-written checkpoints of a killed process
+        remove_stale_temporaries(folder)
     return run
+
+
+def discard_unstarted(run: Run) -> bool:
+    """Remove the folder of a new run that failed before its first checkpoint (there is nothing in it to
+    resume or evaluate); returns whether it was removed. A run with a checkpoint is always kept."""
+    if run.last_checkpoint.exists():
+        return False
+    shutil.rmtree(run.path, ignore_errors=True)
+    log.info("run %s stopped before its first checkpoint: its folder %s was removed", run.run_id, run.path)
+    return True
 
 
 def load_checkpoint(path: Path) -> keras.Model:
     """A model with its optimizer state, with a clear error for a missing or damaged file."""
     if not path.is_file():
-        raise RunError(f"{path} does not exist: the run has no completed epoch to resume from or evaluate")
+        run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+        raise RunError(f"{path} does not exist: run {run_dir.name} stopped before its first epoch ended, so "
+                       f"there is nothing to resume or evaluate; start a new run (and delete {run_dir})")
     try:
         return keras.saving.load_model(path, compile=True)
     except Exception as error:  # noqa: BLE001 (Keras raises many types for a damaged zip)

@@ -22,13 +22,13 @@ import tensorflow as tf
 
 from asc_tf.config import Config
 from asc_tf.data.convert import convert_dataset
-from asc_tf.data.pipeline import make_dataset, split_shards
+from asc_tf.data.pipeline import corrupt_shard_error, make_dataset, split_shards
 from asc_tf.io import atomic_write_text
 from asc_tf.model import build_model
 from asc_tf.training.evaluation import evaluate, write_evaluation
 from asc_tf.training.metrics import prefixed
 from asc_tf.training.optimizer import TorchAdamW
-from asc_tf.training.runs import Run, create_run, load_checkpoint, open_run, save_atomic
+from asc_tf.training.runs import Run, create_run, discard_unstarted, load_checkpoint, open_run, save_atomic
 from asc_tf.training.schedule import WarmupCosine, total_steps
 
 log = logging.getLogger(__name__)
@@ -205,17 +205,18 @@ def train(config: Config, *, verbose: int | str = "auto", progress: bool = True,
         start_epoch = int(model.optimizer.iterations.numpy()) // steps_per_epoch
         log.info("resuming run %s at epoch %d (step %d)", run.run_id, start_epoch, start_epoch * steps_per_epoch)
     else:
-        run = create_run(config)
         with strategy.scope():
             model = build_model(config)
             compile_model(model, config, total_steps(config.n_epochs, clips, config.batch_size))
+        run = create_run(config)  # once the model builds: a bad configuration leaves no run folder
         start_epoch = 0
     log.info("run %s in %s", run.run_id, run.path)
     if on_start is not None:
         on_start(run)
-    wandb_run = start_wandb(config, run, resume=bool(config.resume))
-    callbacks = [StepLogger(wandb_run)]
+    wandb_run, finished = None, False
     try:
+        wandb_run = start_wandb(config, run, resume=bool(config.resume))
+        callbacks = [StepLogger(wandb_run)]
         for epoch in range(start_epoch, config.n_epochs):
             started = time.perf_counter()
             reseed_layers(model, config.seed, epoch)
@@ -240,8 +241,13 @@ def train(config: Config, *, verbose: int | str = "auto", progress: bool = True,
         metrics = write_evaluation(model, run.path, shards_dir, config, run, wandb_run)
         if config.qat_epochs > 0:
             metrics.update(_qat_step(config, run, wandb_run))
+        finished = True
+    except tf.errors.DataLossError as error:  # a corrupt record: TensorFlow names no file, this names the shard
+        raise corrupt_shard_error(shards_dir, error) from None
     finally:
         if wandb_run is not None:
             wandb_run.finish()
+        if not finished and not config.resume:  # failed before its first checkpoint: leave no dead run folder
+            discard_unstarted(run)
     return TrainResult(run, metrics, shards_dir)
 
