@@ -160,7 +160,7 @@ def test_bad_input_is_one_clear_line(int8_export, tmp_path, monkeypatch, capsys,
         data = b"" if case == "empty" else b"\x01\x00" * 1000
         monkeypatch.setattr(sys, "stdin", type("Stdin", (), {"buffer": io.BytesIO(data)})())
         args.append("-")
-    assert edge_main(args) == 1
+    assert edge_main(args) == 2  # bad input
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.count("\n") == 1
     assert captured.err.startswith("error: ") and message in captured.err

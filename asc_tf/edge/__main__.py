@@ -1,6 +1,8 @@
 """python -m asc_tf.edge BUNDLE FILE.wav... | BUNDLE -   (raw 16-bit mono PCM at the bundle's rate on stdin)
 
-Prints one decision per clip (one per second): [file] time, scene, probability [, latency].
+Prints one decision per clip (one per second): [file] time, scene, probability [, latency]. A remainder
+shorter than a clip is not classified: a warning names it. Exit codes: 0 done (warnings included), 2 bad
+bundle or input (one `error:` line each; the other inputs are still classified), 1 anything else.
 """
 
 from __future__ import annotations
@@ -27,6 +29,13 @@ def _line(classifier: Classifier, clip: np.ndarray, seconds: float, latency: boo
     return text
 
 
+class _LowerCaseLevel(logging.Formatter):
+    """`warning: ...`, in the style of the `error: ...` lines."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {record.getMessage()}"
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m asc_tf.edge", description=__doc__.split("\n\n")[0])
     parser.add_argument("bundle", help="an export bundle folder (export_tflite.py)")
@@ -35,7 +44,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="LiteRT threads (default 1)")
     parser.add_argument("--latency", action="store_true", help="also print the milliseconds spent per clip")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(_LowerCaseLevel())
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
     try:
         classifier = Classifier(args.bundle, num_threads=args.threads)
     except EdgeError as error:
@@ -46,14 +57,18 @@ def main(argv: Optional[list[str]] = None) -> int:
     for name in args.inputs:
         try:
             if name == "-":
-                for index, clip in enumerate(pcm_clips(sys.stdin.buffer, classifier.clip_samples)):
+                clips = pcm_clips(sys.stdin.buffer, classifier.clip_samples, classifier.sample_rate)
+                for index, clip in enumerate(clips):
                     print(_line(classifier, clip, index * seconds_per_clip, args.latency), flush=True)
             else:
                 for index, clip in enumerate(read_clips(name, classifier.sample_rate, classifier.clip_samples)):
                     print(_line(classifier, clip, index * seconds_per_clip, args.latency, f"{name}  "), flush=True)
-        except EdgeError as error:
+        except EdgeError as error:  # bad input: say so, go on with the next input
             print(f"error: {error}", file=sys.stderr)
-            status = 1
+            status = 2
+        except OSError as error:  # a failing read or write, not the input's fault
+            print(f"error: {name}: {error}", file=sys.stderr)
+            return 1
         except KeyboardInterrupt:
             return 130
     return status

@@ -1,7 +1,12 @@
-"""Audio in for the edge runtime: files of any rate (resampled as the training data), raw PCM streams."""
+"""Audio in for the edge runtime: files of any rate (resampled as the training data), raw PCM streams.
+
+Audio is classified in whole clips (1 s). A remainder shorter than a clip is not classified and a warning
+names the file (or the stream) and the length dropped; input without one whole clip is an EdgeError.
+"""
 
 from __future__ import annotations
 
+import logging
 import struct
 from pathlib import Path
 from typing import BinaryIO, Iterator
@@ -11,6 +16,8 @@ import numpy as np
 from asc_tf.data.audio import AudioFileError, read_wav
 from asc_tf.data.resample import resample
 from asc_tf.edge.errors import EdgeError
+
+log = logging.getLogger(__name__)
 
 PCM_SCALE = 32768.0  # int16 full scale, as soundfile reads 16-bit PCM
 
@@ -50,15 +57,24 @@ def read_clips(path: str | Path, sample_rate: int, clip_samples: int) -> list[np
     waveform = resample(waveform, rate, sample_rate)
     if waveform.shape[0] < clip_samples:
         raise EdgeError(f"{path}: {waveform.shape[0] / sample_rate:g} s long, shorter than one clip "
-                        f"({clip_samples / sample_rate:g} s)")
-    return [waveform[start:start + clip_samples] for start in range(0, waveform.shape[0] - clip_samples + 1,
-                                                                     clip_samples)]
+                        f"({clip_samples / sample_rate:g} s): nothing to classify")
+    whole = waveform.shape[0] // clip_samples
+    _warn_remainder(str(path), waveform.shape[0] - whole * clip_samples, sample_rate, whole)
+    return [waveform[k * clip_samples:(k + 1) * clip_samples] for k in range(whole)]
 
 
-def pcm_clips(stream: BinaryIO, clip_samples: int) -> Iterator[np.ndarray]:
+def _warn_remainder(name: str, samples: int, sample_rate: int, clips: int) -> None:
+    if samples > 0:
+        log.warning("%s: the last %.3f s (%d samples at %d Hz) after %d whole clip(s) are shorter than a clip and "
+                    "were not classified", name, samples / sample_rate, samples, sample_rate, clips)
+
+
+def pcm_clips(stream: BinaryIO, clip_samples: int, sample_rate: int = 32000, name: str = "standard input"
+              ) -> Iterator[np.ndarray]:
     """Consecutive clips `[clip_samples]` float32 from raw 16-bit little-endian mono PCM, as they complete.
 
-    Short reads (pipes) are fine; a trailing partial clip is dropped; an empty stream is an EdgeError.
+    Short reads (pipes) are fine; a trailing partial clip is dropped with a warning; a stream without one
+    whole clip (empty included) is an EdgeError.
     """
     need = 2 * clip_samples
     buffer = bytearray()
@@ -73,7 +89,8 @@ def pcm_clips(stream: BinaryIO, clip_samples: int) -> Iterator[np.ndarray]:
             yield np.frombuffer(bytes(buffer), dtype="<i2").astype(np.float32) / np.float32(PCM_SCALE)
             buffer.clear()
     if received == 0:
-        raise EdgeError("no audio on standard input (empty stream): expected raw 16-bit mono PCM")
+        raise EdgeError(f"no audio on {name} (empty stream): expected raw 16-bit mono PCM")
     if received < need:
-        raise EdgeError(f"the stream ended after {received // 2:,} samples, before one whole clip "
-                        f"({clip_samples:,} samples)")
+        raise EdgeError(f"{name}: the stream ended after {received // 2:,} samples, before one whole clip "
+                        f"({clip_samples:,} samples, {clip_samples / sample_rate:g} s): nothing to classify")
+    _warn_remainder(name, len(buffer) // 2, sample_rate, received // need)

@@ -1,35 +1,30 @@
-"""Reading an export bundle's manifest and checking the files the edge runtime runs (no TensorFlow).
-
-`asc_tf.export.bundle.load_bundle` does the same with the export machinery loaded; this reader needs only
-the standard library, so a device installs no more than `requirements-edge.txt`.
-"""
+"""Reading an export bundle's manifest on a device (no TensorFlow): the checks are `asc_tf.export.manifest`'s,
+shared with `asc_tf.export.bundle.load_bundle`; this module turns their errors into the edge runtime's."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from asc_tf.edge.errors import EdgeError
-from asc_tf.io import file_sha256
+from asc_tf.export import manifest as _manifest
+from asc_tf.export.manifest import FORMAT, MANIFEST, ManifestError
 
-FORMAT = "asc-tf-export/1"
-MANIFEST = "manifest.json"
+__all__ = ["FORMAT", "MANIFEST", "check_models", "read_manifest"]
 
 
 def read_manifest(bundle_dir: str | Path, roles: tuple[str, ...] = ("network",)) -> dict[str, Any]:
-    """The bundle's manifest, after checking the format and each file of `roles` (size and sha256)."""
-    path = Path(bundle_dir)
+    """The bundle's manifest, after checking the format, the fields and each file of `roles` (size and sha256)."""
     try:
-        manifest = json.loads((path / MANIFEST).read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise EdgeError(f"{path}: not an export bundle ({MANIFEST}: {getattr(error, 'strerror', None) or error})"
-                        ) from None
-    if manifest.get("format") != FORMAT:
-        raise EdgeError(f"{path / MANIFEST}: format {manifest.get('format')!r}, expected {FORMAT!r}")
-    for role in roles:
-        entry = manifest["files"][role]
-        target = path / entry["path"]
-        if not target.is_file() or target.stat().st_size != entry["bytes"] or file_sha256(target) != entry["sha256"]:
-            raise EdgeError(f"{target}: missing or changed since export (size/sha256 differ from {MANIFEST})")
-    return manifest
+        return _manifest.read_manifest(bundle_dir, roles)
+    except ManifestError as error:
+        raise EdgeError(str(error)) from None
+
+
+def check_models(manifest: dict[str, Any], bundle_dir: str | Path, network: Any, frontend: Any = None,
+                 numpy_frontend: Any = None) -> None:
+    """The manifest's fields against the loaded models (`asc_tf.export.manifest.check_models`), as EdgeError."""
+    try:
+        _manifest.check_models(manifest, bundle_dir, network, frontend, numpy_frontend)
+    except ManifestError as error:
+        raise EdgeError(str(error)) from None

@@ -9,7 +9,7 @@ from typing import Optional
 
 import numpy as np
 
-from asc_tf.edge.bundle import read_manifest
+from asc_tf.edge.bundle import check_models, read_manifest
 from asc_tf.edge.errors import EdgeError
 from asc_tf.edge.frontend import LogMel
 from asc_tf.export.runtime import Quantization, TFLiteModel
@@ -46,17 +46,21 @@ class Classifier:
 
     def __init__(self, bundle_dir: str | Path, num_threads: Optional[int] = 1) -> None:
         self.path = Path(bundle_dir)
-        self.manifest = read_manifest(self.path)
+        self.manifest = read_manifest(self.path, roles=("network", "frontend"))
         manifest = self.manifest
-        self.classes: list[str] = list(manifest["classes"])
-        self.sample_rate = int(manifest["sample_rate"])
-        self.clip_samples = int(manifest["clip_samples"])
-        self.precision = manifest["precision"]
         try:
             self.frontend = LogMel.from_manifest(manifest["frontend"])
         except (KeyError, TypeError, ValueError) as error:
             raise EdgeError(f"{self.path}: manifest front end unusable ({error})") from None
         self.network = TFLiteModel(self.path / manifest["files"]["network"]["path"], num_threads)
+        # the manifest's classes, rate, clip length and quantization against the files (the front-end file
+        # is run once on a test signal and released)
+        check_models(manifest, self.path, self.network,
+                     TFLiteModel(self.path / manifest["files"]["frontend"]["path"], 1), self.frontend)
+        self.classes: list[str] = list(manifest["classes"])
+        self.sample_rate = int(manifest["sample_rate"])
+        self.clip_samples = int(manifest["clip_samples"])
+        self.precision = manifest["precision"]
         self.input_quantization = _quantization(manifest["inputs"]["network"])
         self.output_quantization = _quantization(manifest["outputs"]["network"])
         self.input_shape = tuple(int(d) for d in manifest["inputs"]["network"]["shape"])

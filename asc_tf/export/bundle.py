@@ -12,7 +12,6 @@ ships (LiteRT accuracy, TFLite Micro), and write the files with a `manifest.json
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import platform
 import shutil
@@ -34,6 +33,7 @@ from asc_tf.export.accuracy import AccuracyReport, evaluate_exported
 from asc_tf.export.audit import Audit, audit_tflite, format_audit
 from asc_tf.export.errors import ExportError, OverLimitError
 from asc_tf.export.firmware import write_firmware
+from asc_tf.export.manifest import FORMAT, MANIFEST, ManifestError, check_models, read_manifest
 from asc_tf.export.runtime import ExportedClassifier, TFLiteModel, tensor_io
 from asc_tf.export.source import Source, load_source, representative_log_mels
 from asc_tf.io import atomic_write_bytes, atomic_write_json, atomic_write_text
@@ -43,8 +43,6 @@ log = logging.getLogger(__name__)
 
 __all__ = ["ExportOptions", "ExportResult", "Bundle", "export_bundle", "load_bundle", "load_source"]
 
-FORMAT = "asc-tf-export/1"
-MANIFEST = "manifest.json"
 PRECISIONS = ("int8", "fp16")
 PACKAGES = ("tensorflow", "keras", "numpy", "ai-edge-litert", "tflite-micro", "flatbuffers")
 
@@ -268,17 +266,18 @@ class Bundle:
 
 
 def load_bundle(path: str | Path) -> Bundle:
-    """Read `manifest.json` and check every model file it lists (size and sha256)."""
+    """Read `manifest.json`, check every model file it lists (size and sha256) and its fields against the
+    models (`asc_tf.export.manifest`, the checks the edge runtime makes too)."""
+    from asc_tf.edge.frontend import LogMel
+
     path = Path(path)
+    manifest = read_manifest(path, roles=("network", "frontend", "end_to_end"))
+    files = manifest["files"]
     try:
-        manifest = json.loads((path / MANIFEST).read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise ExportError(f"{path}: not an export bundle ({MANIFEST}: {error})") from None
-    if manifest.get("format") != FORMAT:
-        raise ExportError(f"{path / MANIFEST}: format {manifest.get('format')!r}, expected {FORMAT!r}")
-    for role in ("network", "frontend", "end_to_end"):
-        entry = manifest["files"][role]
-        target = path / entry["path"]
-        if not target.is_file() or target.stat().st_size != entry["bytes"] or file_sha256(target) != entry["sha256"]:
-            raise ExportError(f"{target}: missing or changed since export (size/sha256 differ from {MANIFEST})")
+        numpy_frontend = LogMel.from_manifest(manifest["frontend"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise ManifestError(f"{path / MANIFEST}: front end unusable ({error})") from None
+    frontend = TFLiteModel(path / files["frontend"]["path"], 1)
+    check_models(manifest, path, TFLiteModel(path / files["network"]["path"], 1), frontend, numpy_frontend,
+                 TFLiteModel(path / files["end_to_end"]["path"], 1))
     return Bundle(path, manifest)
