@@ -43,6 +43,7 @@ class EvaluationSet:
 
     root: Path
     files: tuple[str, ...]
+    listing: Optional[Path] = None  # the file list they come from
 
 
 def find_evaluation_set(eval_dir: Optional[str | Path], dataset_dir: Optional[str | Path]) -> EvaluationSet:
@@ -62,11 +63,14 @@ def find_evaluation_set(eval_dir: Optional[str | Path], dataset_dir: Optional[st
                 raise PredictionError(str(error)) from None
             if not files:
                 raise PredictionError(f"{candidate}: the file list is empty")
-            return EvaluationSet(root, files)
+            return EvaluationSet(root, files, candidate)
     raise PredictionError(f"no evaluation file list in {root}: expected {root / EVAL_LIST} (or meta.csv)")
 
 
-def _load(root: Path, filename: str, sample_rate: int) -> np.ndarray:
+def _load(root: Path, filename: str, sample_rate: int, listing: Optional[Path] = None) -> np.ndarray:
+    if listing is not None and not (root / filename).exists():  # the row, not the file, is what to fix
+        raise AudioFileError(f"{root / filename}: listed in {listing} but missing on disk: restore the file or "
+                             f"remove its row from the list")
     clip = load_any_clip(root / filename, sample_rate)
     expected = int(round(sample_rate * CLIP_SECONDS))
     if clip.shape[0] != expected:
@@ -82,7 +86,7 @@ def batches(evaluation: EvaluationSet, sample_rate: int, batch_size: int, worker
     chunks = [files[i:i + batch_size] for i in range(0, len(files), batch_size)]
 
     def load_chunk(chunk: list[str]) -> np.ndarray:
-        return np.stack([_load(evaluation.root, f, sample_rate) for f in chunk])
+        return np.stack([_load(evaluation.root, f, sample_rate, evaluation.listing) for f in chunk])
 
     with concurrent.futures.ThreadPoolExecutor(max(1, workers)) as pool:
         pending = [pool.submit(load_chunk, c) for c in chunks[:2]]

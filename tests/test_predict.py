@@ -76,7 +76,7 @@ def _predict_into(tmp_path, trained_run, eval_dir):
 
 
 @pytest.mark.parametrize("damage, message", [
-    ("missing", r"audio/3.wav: file not found"),
+    ("missing", r"audio/3.wav: listed in .*fold1_test.csv but missing on disk: restore the file or remove its row"),
     ("corrupt", r"audio/3.wav: cannot read audio"),
     ("long", r"audio/3.wav: 2 s long, expected 1 s"),
 ])

@@ -21,6 +21,7 @@ import json
 import logging
 import multiprocessing
 import os
+import shlex
 import sys
 import threading
 import time
@@ -61,15 +62,24 @@ class MissingAudioError(ConversionError):
 
 
 def reconvert_command(shards_dir: str | Path, dataset_dir: Optional[str] = None) -> str:
-    """The command that checks every shard of `shards_dir` (sha256) and reconverts the damaged ones."""
+    """The command that checks every shard of `shards_dir` (sha256) and reconverts the damaged ones, with the
+    settings the manifest records (other settings would be a different conversion)."""
     shards_dir = Path(shards_dir)
-    if dataset_dir is None:
-        try:
-            dataset_dir = json.loads((shards_dir / MANIFEST).read_text()).get("dataset_dir")
-        except (OSError, ValueError, AttributeError):
-            dataset_dir = None
-    return (f"python -m asc_tf.data.convert --dataset_dir {dataset_dir or 'DATASET'} "
-            f"--tfrecords_dir {shards_dir.parent} --verify")
+    try:
+        manifest = json.loads((shards_dir / MANIFEST).read_text())
+    except (OSError, ValueError):
+        manifest = {}
+    manifest = manifest if isinstance(manifest, dict) else {}
+    dataset_dir = dataset_dir or manifest.get("dataset_dir") or "DATASET"
+    parts = ["python", "-m", "asc_tf.data.convert", "--dataset_dir", str(dataset_dir),
+             "--tfrecords_dir", str(shards_dir.parent)]
+    defaults = Config()
+    if manifest.get("split_dir") and Path(manifest["split_dir"]) != Path(dataset_dir) / "split_setup":
+        parts += ["--split_dir", str(manifest["split_dir"])]
+    for name in ("storage_dtype", "clips_per_shard", "orig_sample_rate", "sample_rate"):
+        if name in manifest and manifest[name] != getattr(defaults, name):
+            parts += [f"--{name}", str(manifest[name])]
+    return shlex.join([*parts, "--verify"])
 
 
 @dataclass(frozen=True)
@@ -278,7 +288,7 @@ def convert_dataset(config: Config, *, progress: bool = True, max_new_shards: Op
     if any(job.name not in done for job in jobs):
         log.info("conversion stopped with %d of %d shards written; run it again to resume", len(done), len(jobs))
         return out
-    _write_manifest(out, jobs, done, splits, fingerprint, dataset_dir, config)
+    _write_manifest(out, jobs, done, splits, fingerprint, dataset_dir, split_dir, config)
     return out
 
 
@@ -356,7 +366,7 @@ def _run_jobs(jobs: list[ShardJob], config: Config):
 
 
 def _write_manifest(out: Path, jobs: list[ShardJob], done: dict[str, dict], splits: dict[str, list[str]],
-                    fingerprint: str, dataset_dir: Path, config: Config) -> None:
+                    fingerprint: str, dataset_dir: Path, split_dir: Path, config: Config) -> None:
     import tensorflow as tf
 
     tiers: dict[str, dict] = {}
@@ -372,6 +382,8 @@ def _write_manifest(out: Path, jobs: list[ShardJob], done: dict[str, dict], spli
         "format": FORMAT,
         "fingerprint": fingerprint,
         "dataset_dir": str(dataset_dir.resolve()),
+        "split_dir": str(split_dir.resolve()),
+        "clips_per_shard": config.clips_per_shard,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "orig_sample_rate": config.orig_sample_rate,
         "sample_rate": config.sample_rate,

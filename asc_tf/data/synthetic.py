@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
@@ -346,8 +347,9 @@ def main(argv: Optional[list[str]] = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         paths = generate(args.out, args.seed, args.size)
-    except FileExistsError as error:
-        raise SystemExit(f"error: {error}") from None
+    except FileExistsError as error:  # bad input: one line, exit code 2 (README, Faults)
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
     print(f"development set: {paths['development']}\nevaluation set:  {paths['evaluation']}")
 
 

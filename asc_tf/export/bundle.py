@@ -15,7 +15,6 @@ import hashlib
 import logging
 import platform
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
@@ -36,7 +35,7 @@ from asc_tf.export.firmware import write_firmware
 from asc_tf.export.manifest import FORMAT, MANIFEST, ManifestError, check_models, read_manifest
 from asc_tf.export.runtime import ExportedClassifier, TFLiteModel, tensor_io
 from asc_tf.export.source import Source, load_source, representative_log_mels
-from asc_tf.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from asc_tf.io import atomic_write_bytes, atomic_write_json, atomic_write_text, staging_dir, temporary_prefix
 from asc_tf.model.frontend import LOG_OFFSET
 
 log = logging.getLogger(__name__)
@@ -218,8 +217,7 @@ def _manifest(source: Source, options: ExportOptions, files: dict[str, bytes], a
 def _write(out: Path, options: ExportOptions, files: dict[str, bytes], audit: Audit, manifest: dict[str, Any],
            config: Config, net_in: dict, net_out: dict, arena: Optional[int]) -> None:
     """Write everything into a staging folder beside `out`, then swap it in: no half-written bundle is left."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    stage = staging_dir(out)  # also removes the staging folders of killed exports
     try:
         for name, data in files.items():
             atomic_write_bytes(stage / name, data)
@@ -237,7 +235,7 @@ def _write(out: Path, options: ExportOptions, files: dict[str, bytes], audit: Au
             item.chmod(0o755 if item.is_dir() else 0o644)
         old = None
         if out.exists():
-            old = out.with_name(f".{out.name}.old")
+            old = out.with_name(f"{temporary_prefix(out)}old.tmp")
             shutil.rmtree(old, ignore_errors=True)
             out.rename(old)
         stage.rename(out)
