@@ -114,9 +114,11 @@ def discard_unstarted(run: Run) -> bool:
 def load_checkpoint(path: Path) -> keras.Model:
     """A model with its optimizer state, with a clear error for a missing or damaged file."""
     if not path.is_file():
-        run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
-        raise RunError(f"{path} does not exist: run {run_dir.name} stopped before its first epoch ended, so "
-                       f"there is nothing to resume or evaluate; start a new run (and delete {run_dir})")
+        run_dir = path.parent.parent
+        if path.parent.name == "checkpoints" and (run_dir / "config.json").is_file():  # a run killed early
+            raise RunError(f"{path} does not exist: run {run_dir.name} stopped before its first epoch ended, so "
+                           f"there is nothing to resume or evaluate; start a new run (and delete {run_dir})")
+        raise RunError(f"{path} does not exist")
     try:
         return keras.saving.load_model(path, compile=True)
     except Exception as error:  # noqa: BLE001 (Keras raises many types for a damaged zip)
