@@ -8,8 +8,7 @@ import logging
 import sys
 from typing import Optional, Sequence
 
-from asc_tf.io import atomic_write_text
-from asc_tf.training.report import ReportError, aggregate_markdown, load_run
+from asc_tf import console
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,7 +22,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Print (and optionally write) the aggregate tables; `error: ...` and exit code 2 for an unreadable run."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    console.setup(False)
+    from asc_tf.io import atomic_write_text
+    from asc_tf.training.report import ReportError, aggregate_markdown, load_run
+
     try:
         text = aggregate_markdown([load_run(run, args.project_dir) for run in args.runs])
     except ReportError as err:

@@ -19,6 +19,7 @@ from typing import Optional
 
 import keras
 
+import asc_tf
 from asc_tf.config import Config
 from asc_tf.io import atomic_write_json
 
@@ -100,7 +101,7 @@ def load_checkpoint(path: Path) -> keras.Model:
     if not path.is_file():
         raise RunError(f"{path} does not exist: the run has no completed epoch to resume from or evaluate")
     try:
-        return keras.saving.load_model(path, compile=True)
+        return asc_tf.load_model(path, compile=True)
     except Exception as error:  # noqa: BLE001 (Keras raises many types for a damaged zip)
         raise RunError(f"{path}: cannot load the checkpoint ({type(error).__name__}: {error})") from None
 
