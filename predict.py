@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         output = predict_evaluation_set(config, ckpt_id=args.ckpt_id, model_path=args.model, bundle=args.tflite,
-                                        eval_dir=args.eval_dir)
+                                        eval_dir=args.eval_dir, progress=console.is_terminal())
     except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

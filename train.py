@@ -44,7 +44,8 @@ def evaluate(config: Config, eval_dir: str | None) -> int:
     print(f"test/macro_avg_acc {result.metrics['test/macro_avg_acc']:.4f} (dev-test, float16 network; float32 "
           f"{result.metrics['val/macro_avg_acc']:.4f}), model {result.model_file}")
     if has_eval_set:
-        output = predict_evaluation_set(config, ckpt_id=str(config.ckpt_id), eval_dir=eval_dir, reuse=True)
+        output = predict_evaluation_set(config, ckpt_id=str(config.ckpt_id), eval_dir=eval_dir, reuse=True,
+                                        progress=console.is_terminal())
         print(f"evaluation set predictions: {output}")
     else:
         print(f"warning: evaluation set not found, output.csv not written ({reason})", file=sys.stderr)

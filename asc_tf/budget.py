@@ -15,13 +15,9 @@ import logging
 from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Optional
 
-import numpy as np
-
 from asc_tf import console
 from asc_tf.complexity import complexity_rows, totals
 from asc_tf.config import Config
-from asc_tf.export.architecture import audit_architecture
-from asc_tf.export.audit import MAX_MACS, MAX_PARAMETER_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +72,9 @@ def search(base: Optional[Config] = None, space: dict[str, Iterable[Any]] = GRID
     12 % of the budget, MACs within 3 % of the limit), then up to `max_audits` candidates, largest first,
     are converted and audited; the winner is the audited file with the most parameter bytes that passes
     (ties: the most MACs)."""
+    from asc_tf.export.architecture import audit_architecture  # LiteRT's schema and TensorFlow: not for --help
+    from asc_tf.export.audit import MAX_MACS, MAX_PARAMETER_BYTES
+
     base = base or Config()
     estimated, seen = [], set()
     for widths in grid(space):

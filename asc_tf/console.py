@@ -47,7 +47,7 @@ def setup(verbose: bool = False, stream: Optional[TextIO] = None) -> None:
     for handler in list(root.handlers):
         if getattr(handler, "_asc_tf", False):
             root.removeHandler(handler)
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler: logging.Handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
     handler._asc_tf = True  # type: ignore[attr-defined]
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s" if verbose else "%(message)s"))
     if not verbose:
@@ -59,6 +59,21 @@ def setup(verbose: bool = False, stream: Optional[TextIO] = None) -> None:
     if not verbose:
         warnings.filterwarnings("ignore", module=r"(tensorflow|keras|tf_keras|tensorflow_model_optimization|absl)")
         warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is at each record (it may be replaced after setup, e.g. by a test)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:  # StreamHandler.__init__ assigns it
+        pass
 
 
 class _OwnLinesFilter(logging.Filter):

@@ -8,11 +8,11 @@ the tf.data pipeline, printing what it read.
 from __future__ import annotations
 
 import argparse
-import logging
 import time
 from pathlib import Path
 from typing import Optional
 
+from asc_tf import console
 from asc_tf.config import add_arguments, from_args
 
 DEFAULT_SYNTHETIC = Path("data/synthetic")
@@ -21,8 +21,10 @@ DEFAULT_SYNTHETIC = Path("data/synthetic")
 def main(argv: Optional[list[str]] = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m asc_tf.data", description=__doc__.split("\n\n")[0])
     add_arguments(parser, ["dataset_dir", "split_dir", "tfrecords_dir", "subset", "batch_size", "num_workers", "seed"])
+    console.add_verbose_flag(parser)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    console.setup(args.verbose)
+    console.import_tensorflow()
     config = from_args(args)
 
     from asc_tf.data import synthetic
@@ -35,7 +37,7 @@ def main(argv: Optional[list[str]] = None) -> None:
             synthetic.generate(DEFAULT_SYNTHETIC, seed=0, size="medium")
         config = config.replace(dataset_dir=str(dev_dir))
     try:
-        shards_dir = convert_dataset(config)
+        shards_dir = convert_dataset(config, progress=console.is_terminal())
     except (ConversionError, ValueError, FileNotFoundError) as error:
         raise SystemExit(f"error: {error}") from None
     for split, training in ((f"split{config.subset}", True), ("test", False)):

@@ -98,13 +98,13 @@ def write_evaluation(model: keras.Model, out_dir: Path, shards_dir: Path, config
                                run_id=run.run_id)
     metrics = {**prefixed(half.compute(), "test/"), **prefixed(full.compute(), "val/")}
     log.debug("test (float16) macro_avg_acc %.4f, val (float32) macro_avg_acc %.4f",
-             metrics["test/macro_avg_acc"], metrics["val/macro_avg_acc"])
+              metrics["test/macro_avg_acc"], metrics["val/macro_avg_acc"])
     if wandb_run is not None:
         import wandb
 
         wandb_run.summary.update({**metrics, "MACs": macs, "Parameters": params})
         wandb_run.log({name: wandb.Image(str(path)) for name, path in written.items() if str(path).endswith(".png")})
-    return metrics
+    return (metrics, list(written)) if with_files else metrics
 
 
 def inference_model_file(run: Run) -> Path:

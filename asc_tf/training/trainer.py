@@ -16,24 +16,23 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 import keras
-import numpy as np
 import pandas as pd
 import tensorflow as tf
 
 from asc_tf.config import Config
+from asc_tf.console import is_terminal
 from asc_tf.data.convert import convert_dataset
 from asc_tf.data.pipeline import make_dataset, split_shards
-from asc_tf.console import is_terminal
 from asc_tf.io import atomic_write_text
 from asc_tf.model import build_model
-from asc_tf.training.precision import float32_copy, network_policy, precision_label, wrap_optimizer
 from asc_tf.training.evaluation import evaluate, write_evaluation
 from asc_tf.training.metrics import prefixed
 from asc_tf.training.optimizer import TorchAdamW
+from asc_tf.training.precision import float32_copy, network_policy, precision_label, wrap_optimizer
 from asc_tf.training.progress import EpochProgress, epoch_label
 from asc_tf.training.runs import Run, create_run, load_checkpoint, open_run, save_atomic
-from asc_tf.training.seeding import reseed_layers
 from asc_tf.training.schedule import WarmupCosine, total_steps
+from asc_tf.training.seeding import reseed_layers
 
 log = logging.getLogger(__name__)
 
