@@ -155,3 +155,19 @@ def test_network_name_is_the_models():
     from asc_tf.model import cp_mobile
 
     assert complexity.NETWORK_NAME == cp_mobile.NETWORK_NAME
+
+
+def test_converter_and_litert_lines_hidden(capfd):
+    """The converter's SavedModel dump (a TensorSpec line per variable) and LiteRT's XNNPACK INFO line are
+    printed by native code on file descriptors 1 and 2: hidden unless --verbose."""
+    from asc_tf.export import tflite
+    from asc_tf.export.runtime import TFLiteModel
+    from asc_tf.model import build_network
+
+    capfd.readouterr()
+    data = tflite.convert_network_fp16(build_network())
+    model = TFLiteModel(data)
+    assert model.input_shape == (1, 256, 65, 1)
+    out, err = capfd.readouterr()
+    for marker in TF_LINES:
+        assert marker not in out + err, marker

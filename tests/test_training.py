@@ -80,7 +80,7 @@ def test_evaluate_reproduces_the_end_of_training(trained, run_config):
         assert metrics[name] == pytest.approx(trained.metrics[name], abs=1e-6), name
     out = Path(run_config.project_dir) / "predictions" / trained.run.run_id / "info.json"
     assert json.loads(out.read_text())["test"][0]["test/loss"] == pytest.approx(trained.metrics["test/loss"], abs=1e-6)
-    with pytest.raises(Exception, match="exists: pass --overwrite"):
+    with pytest.raises(Exception, match=r"results.md exists \(run \w+ was evaluated\): pass --overwrite"):
         evaluate_run(config)
 
 
