@@ -11,9 +11,9 @@ written unless --keep_over_limit).
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
+from asc_tf import console
 from asc_tf.config import add_arguments, from_args
 
 CONFIG_FLAGS = ("ckpt_id", "project_dir", "project_name", "dataset_dir", "split_dir", "num_workers", "batch_size",
@@ -44,6 +44,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="training-split clips calibrating the int8 network (default: 200)")
     parser.add_argument("--tflm_clips", type=int, default=4, help="clips run under TFLite Micro (default: 4)")
     parser.add_argument("--skip_accuracy", action="store_true", help="do not evaluate on the dev-test split")
+    console.add_verbose_flag(parser)
     args = parser.parse_args(argv)
     if not getattr(args, "ckpt_id", None):
         parser.error("--ckpt_id RUN_ID_OR_MODEL.keras is required")
@@ -52,7 +53,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    console.setup(args.verbose)
+    console.import_tensorflow()
     from asc_tf.errors import USER_ERRORS
     from asc_tf.export.bundle import ExportOptions, OverLimitError, export_bundle, load_source
 

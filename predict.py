@@ -1,40 +1,50 @@
 """Evaluation-set predictions for a DCASE submission: `python predict.py --ckpt_id ID`.
 
 Writes `predictions/<id>/output.csv` in upstream's format (tab separated: filename, scene_label, the ten
-class probabilities), `info.json` (MACs, Params, dev-test metrics) and the model file used. The model is
-a run's final model (`--ckpt_id`, float16 network as upstream's predict step), a `.keras` file
-(`--model`), or an exported bundle run through LiteRT (`--tflite BUNDLE_DIR`), i.e. exactly what ships.
+class probabilities), `info.json` (MACs, Params, dev-test metrics, and under "output" the model file, its
+sha256, the precision and the evaluation set) and the model file used. The model is a run's final model
+(`--ckpt_id`), a `.keras` file (`--model`), or an exported bundle run through LiteRT (`--tflite BUNDLE_DIR`),
+i.e. exactly what ships.
+
+Precision, one rule for every path: a Keras model (--ckpt_id, --model, and train.py --evaluate) predicts as
+upstream's predict step, float32 front end then the network in float16 (`model.half()`); a bundle (--tflite)
+predicts as exported (its int8 or fp16 network, float32 front end). train.py --evaluate writes the same
+output.csv into the same folder and keeps one this command made from the same model.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
+from asc_tf import console
 from asc_tf.config import add_arguments, from_args
-from asc_tf.errors import USER_ERRORS
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n")[2],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--ckpt_id", help="run id under <project_dir>/DCASE24_Task1/")
-    source.add_argument("--model", type=Path, help="a .keras model written by asc-tf")
-    source.add_argument("--tflite", type=Path, help="an export bundle folder (export_tflite.py --out)")
+    source.add_argument("--ckpt_id", help="run id under <project_dir>/DCASE24_Task1/ (float16 network, as upstream)")
+    source.add_argument("--model", type=Path, help="a .keras model written by asc-tf (float16 network, as upstream)")
+    source.add_argument("--tflite", type=Path, help="an export bundle folder (export_tflite.py --out), run as "
+                        "exported under LiteRT")
     parser.add_argument("--eval_dir", type=Path,
                         help="evaluation set folder (default: TAU-urban-acoustic-scenes-2024-mobile-evaluation "
                              "next to the development set)")
     add_arguments(parser, ["project_dir", "project_name", "dataset_dir", "batch_size", "overwrite"])
+    console.add_verbose_flag(parser)
     args = parser.parse_args(argv)
     config = from_args(args)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    console.setup(args.verbose)
+    console.import_tensorflow()  # asc_tf.errors gathers error types from modules that import TensorFlow
+    from asc_tf.errors import USER_ERRORS
     from asc_tf.predict import predict_evaluation_set
 
     try:
         output = predict_evaluation_set(config, ckpt_id=args.ckpt_id, model_path=args.model, bundle=args.tflite,
-                                        eval_dir=args.eval_dir)
+                                        eval_dir=args.eval_dir, progress=console.is_terminal())
     except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

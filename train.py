@@ -1,42 +1,85 @@
 """Train the DCASE2024 Task 1 baseline with TensorFlow: `python train.py --subset 100`.
 
 Flags are upstream's (`run_training.py`) plus asc-tf's own; every flag and default comes from
-`asc_tf.config.Config`. `--evaluate --ckpt_id ID` evaluates a run as upstream; `--demo` runs the whole
-pipeline on the built-in synthetic dataset.
+`asc_tf.config.Config`. `--evaluate --ckpt_id ID` evaluates a run as upstream (dev-test metrics and the
+evaluation set's output.csv in predictions/ID/); `--demo` runs the whole pipeline on the built-in synthetic
+dataset. TensorFlow's own log lines are shown with --verbose only.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
-from asc_tf.config import add_arguments, from_args
-from asc_tf.errors import USER_ERRORS
+from asc_tf import console
+from asc_tf.config import Config, ConfigError, add_arguments, from_args
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    parser.add_argument("--eval_dir", help="--evaluate: evaluation set folder (default: "
+                        "TAU-urban-acoustic-scenes-2024-mobile-evaluation next to the development set)")
+    console.add_verbose_flag(parser)
+    return parser
+
+
+def evaluate(config: Config, eval_dir: str | None) -> int:
+    """Upstream's --evaluate: the dev-test metrics and pictures, then the evaluation set's output.csv with the same
+    model and precision (kept when predict.py already made it from the same model), all in predictions/<id>/."""
+    from asc_tf.predict import PredictionError, find_evaluation_set, predict_evaluation_set
+    from asc_tf.training.evaluation import evaluate_run
+    from asc_tf.training.runs import open_run
+
+    dataset_dir = config.dataset_dir or open_run(config, str(config.ckpt_id)).load_config().dataset_dir
+    try:
+        find_evaluation_set(eval_dir, dataset_dir)  # before anything is written
+        has_eval_set = True
+    except PredictionError as error:
+        if eval_dir is not None:
+            raise
+        has_eval_set = False
+        reason = str(error)
+    result = evaluate_run(config)
+    print(f"test/macro_avg_acc {result.metrics['test/macro_avg_acc']:.4f} (dev-test, float16 network; float32 "
+          f"{result.metrics['val/macro_avg_acc']:.4f}), model {result.model_file}")
+    if has_eval_set:
+        output = predict_evaluation_set(config, ckpt_id=str(config.ckpt_id), eval_dir=eval_dir, reuse=True,
+                                        progress=console.is_terminal())
+        print(f"evaluation set predictions: {output}")
+    else:
+        print(f"warning: evaluation set not found, output.csv not written ({reason})", file=sys.stderr)
+    print(f"evaluation: {result.out_dir}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
+    parser = build_parser()
     args = parser.parse_args(argv)
-    from asc_tf.training.demo import demo_base, demo_config
+    console.setup(args.verbose)
+    from asc_tf.training.demo import demo_base
 
     # --demo changes the defaults (a short run); flags given on the command line still win
     demo = getattr(args, "demo", False)
     config = from_args(args, base=demo_base() if demo else None)
     if demo and not hasattr(args, "dataset_dir"):
         config = config.replace(dataset_dir=None)  # the demo's own dataset, not $ASC_TF_DATASET_DIR
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from asc_tf.training.evaluation import evaluate_run
+    if config.evaluate and not config.ckpt_id:
+        print("error: --evaluate needs --ckpt_id RUN_ID", file=sys.stderr)
+        return 2
+    try:
+        config.check()  # before TensorFlow is imported and before any folder is made
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    console.import_tensorflow()
+    from asc_tf.errors import USER_ERRORS
+    from asc_tf.training.demo import demo_config
     from asc_tf.training.trainer import train
 
     try:
         if config.evaluate:
-            if not config.ckpt_id:
-                parser.error("--evaluate needs --ckpt_id RUN_ID")
-            metrics = evaluate_run(config)
-            print(f"test/macro_avg_acc {metrics['test/macro_avg_acc']:.4f} (float16), run id: {config.ckpt_id}")
-            return 0
+            return evaluate(config, args.eval_dir)
         if config.demo:
             config = demo_config(config)
         result = train(config, on_start=lambda run: print(f"run id: {run.run_id}  ({run.path})", flush=True))
@@ -47,8 +90,11 @@ def main(argv: list[str] | None = None) -> int:
           f"float32: {result.metrics['val/macro_avg_acc']:.4f})")
     print(f"run id: {result.run.run_id}  ({result.run.path})")
     if config.demo:
-        print(f"next: python export_tflite.py --ckpt_id {result.run.run_id} --int8\n"
-              f"      python predict.py --ckpt_id {result.run.run_id}")
+        where = "" if config.project_dir == "." else f" --project_dir {config.project_dir}"
+        run_id = result.run.run_id
+        print(f"next: python export_tflite.py --ckpt_id {run_id} --int8{where}\n"
+              f"      python train.py --evaluate --ckpt_id {run_id}{where}   (dev-test metrics and the evaluation "
+              "set's output.csv)")
     return 0
 
 

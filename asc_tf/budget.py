@@ -1,8 +1,5 @@
-"""Audit an architecture before any training, and search the widths that fill the int8 budget.
+"""Search the widths that fill the int8 budget (`asc_tf.export.architecture.audit_architecture` audits each).
 
-`audit_architecture` builds a network with trained-like random BatchNorm terms, converts it to int8 exactly
-as the export does (calibrated on random log-mels: the calibration changes scales, not the parameter bytes
-or MACs) and audits the file.
 `search` tries a grid of widths and keeps the one whose audited int8 file has the most parameter bytes
 within the limits: this is how the `int8_budget` preset was chosen.
 
@@ -12,23 +9,18 @@ within the limits: this is how the `int8_budget` preset was chosen.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import itertools
 import json
 import logging
 from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Optional
 
-import numpy as np
-
+from asc_tf import console
+from asc_tf.complexity import complexity_rows, totals
 from asc_tf.config import Config
-from asc_tf.export.audit import MAX_MACS, MAX_PARAMETER_BYTES, Audit, audit_tflite
-from asc_tf.model.cp_mobile import build_network
 
 log = logging.getLogger(__name__)
 
-CALIBRATION_CLIPS = 4
 BASELINE_STRIDES = (2, 1, 1, 3, 1, 2, 4, 2, 1)  # upstream: b2 (1, 1), b3 (1, 2), b4 (2, 1)
 # The search grid. Stages 2 and 3 run at 32 x 9 positions, so every parameter there costs 288 MACs, and
 # upstream's network is already at 29.4 M MACs: at upstream's resolution 128 kB of weights cannot fit in 30 M
@@ -44,41 +36,6 @@ GRID = {
 }
 
 
-def random_log_mels(config: Config, count: int = CALIBRATION_CLIPS, seed: int = 0) -> list[np.ndarray]:
-    """`count` random log-mel-shaped inputs `[1, n_mels, frames, 1]` (natural-log range of real log-mels)."""
-    frames = 1 + config.sample_rate // config.hop_length
-    rng = np.random.default_rng(seed)
-    return [rng.normal(-4.0, 3.0, (1, config.n_mels, frames, config.in_channels)).astype(np.float32)
-            for _ in range(count)]
-
-
-def _trained_like(network: Any, seed: int = 0) -> Any:
-    """Random BatchNorm statistics and affine terms, as a trained network has. A fresh network's folded biases
-    are all zero, and the converter stores equal constant buffers once: the audit would undercount them."""
-    rng = np.random.default_rng(seed)
-    for layer in network.layers:
-        if hasattr(layer, "moving_variance"):
-            gamma, beta, mean, var = layer.get_weights()
-            layer.set_weights([rng.uniform(0.5, 1.5, gamma.shape), rng.normal(0, 0.1, beta.shape),
-                               rng.normal(0, 0.1, mean.shape), rng.uniform(0.5, 1.5, var.shape)])
-    return network
-
-
-def int8_network_bytes(config: Config) -> bytes:
-    """The int8 TFLite network of `config`'s architecture (random trained-like weights), converted as the
-    export does."""
-    from asc_tf.export import tflite
-
-    with contextlib.redirect_stdout(io.StringIO()):  # the converter's SavedModel export prints its signature
-        return tflite.convert_network_int8(_trained_like(build_network(config)), random_log_mels(config))
-
-
-def audit_architecture(config: Config, name: Optional[str] = None) -> Audit:
-    """The flatbuffer audit of `config`'s network exported to int8 (limits 128,000 bytes, 30 M MACs)."""
-    label = name or f"{config.preset or 'network'}_int8.tflite"
-    return audit_tflite(int8_network_bytes(config), label)
-
-
 @dataclass
 class Candidate:
     """One audited architecture of the search."""
@@ -91,7 +48,7 @@ class Candidate:
 
 def _estimate(config: Config) -> tuple[int, int]:
     """Keras-side (torchinfo) parameters and MACs: only to order and prune the grid before auditing."""
-    from asc_tf.complexity import complexity_rows, totals
+    from asc_tf.model.cp_mobile import build_network
 
     return totals(complexity_rows(build_network(config)))
 
@@ -115,6 +72,9 @@ def search(base: Optional[Config] = None, space: dict[str, Iterable[Any]] = GRID
     12 % of the budget, MACs within 3 % of the limit), then up to `max_audits` candidates, largest first,
     are converted and audited; the winner is the audited file with the most parameter bytes that passes
     (ties: the most MACs)."""
+    from asc_tf.export.architecture import audit_architecture  # LiteRT's schema and TensorFlow: not for --help
+    from asc_tf.export.audit import MAX_MACS, MAX_PARAMETER_BYTES
+
     base = base or Config()
     estimated, seen = [], set()
     for widths in grid(space):
@@ -140,8 +100,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m asc_tf.budget", description=__doc__.split("\n\n")[0])
     parser.add_argument("--max_audits", type=int, default=12, help="candidates converted and audited (default: 12)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    console.add_verbose_flag(parser)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    console.setup(args.verbose)
+    console.import_tensorflow()
     best, audited = search(max_audits=args.max_audits)
     if args.json:
         print(json.dumps({"best": asdict(best) if best else None, "audited": [asdict(c) for c in audited]}, indent=2))

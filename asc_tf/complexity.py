@@ -13,18 +13,21 @@ be checked against upstream's 61,148 parameters and 29,419,156 MACs.
 from __future__ import annotations
 
 import argparse
-import sys
 import json
 import math
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
-import keras
-
+from asc_tf import console
 from asc_tf.config import add_arguments, from_args
-from asc_tf.model.cp_mobile import NETWORK_NAME, build_network
+
+if TYPE_CHECKING:  # Keras is imported only by the commands that build or load a model: the audit of a
+    import keras   # .tflite file and --help answer without TensorFlow
+
+NETWORK_NAME = "network"  # asc_tf.model.cp_mobile.NETWORK_NAME, repeated to keep this module free of Keras
 
 MODEL_FLAGS = ("preset", "n_classes", "in_channels", "base_channels", "channels_multiplier", "expansion_rate", "n_blocks",
                "strides", "n_mels", "sample_rate", "hop_length")
@@ -199,9 +202,9 @@ def load_for_complexity(path: str | Path) -> keras.Model:
     path = Path(path)
     if path.suffix != ".keras":
         raise ValueError(f"{path}: only .keras and .tflite files are supported")
-    import asc_tf  # noqa: F401  registers the custom layers
+    import asc_tf
 
-    return keras.saving.load_model(path, compile=False)
+    return asc_tf.load_model(path)
 
 
 def _audit_tflite(path: str, as_json: bool) -> int:
@@ -215,7 +218,7 @@ def _audit_tflite(path: str, as_json: bool) -> int:
 
 def _audit_architecture(args: argparse.Namespace) -> int:
     """`--int8`: the audit of the flags' network converted to int8: 0 within the challenge limits, 3 over one."""
-    from asc_tf.budget import audit_architecture
+    from asc_tf.export.architecture import audit_architecture
     from asc_tf.export.audit import format_audit
 
     audit = audit_architecture(from_args(args))
@@ -243,17 +246,27 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--int8", action="store_true", help="without MODEL: convert the network of the flags "
                         "(e.g. --preset int8_budget) to int8 as the export does and audit the file")
     add_arguments(parser, MODEL_FLAGS)
+    console.add_verbose_flag(parser)
     args = parser.parse_args(argv)
+    console.setup(args.verbose)
     from asc_tf.export.errors import AuditError
 
     try:
         if args.model and Path(args.model).suffix == ".tflite":
             return _audit_tflite(args.model, args.json)
+        if args.model and Path(args.model).suffix != ".keras":
+            raise ValueError(f"{args.model}: only .keras and .tflite files are supported")
+        console.import_tensorflow()  # everything below builds or loads a Keras model
         if args.int8:
             if args.model:
                 raise ValueError("--int8 audits the network of the flags (--preset ...): give no MODEL file")
             return _audit_architecture(args)
-        model = load_for_complexity(args.model) if args.model else build_network(from_args(args))
+        if args.model:
+            model = load_for_complexity(args.model)
+        else:
+            from asc_tf.model.cp_mobile import build_network
+
+            model = build_network(from_args(args))
         rows = complexity_rows(model)
         front = _frontend_cost(model, args)
         if args.json:

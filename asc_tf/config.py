@@ -32,6 +32,13 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+PRECISIONS = ("32", "32-true", "16-mixed", "bf16-mixed")
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used; the message names the flag and what it must be."""
+
+
 def _opt(default: Any, help: str, **extra: Any) -> Any:
     """A dataclass field carrying its command-line help text."""
     return field(default=default, metadata={"help": help, **extra})
@@ -44,8 +51,11 @@ class Config:
     # --- run bookkeeping (upstream) ---
     project_name: str = _opt("DCASE24_Task1", "W&B project and folder of the runs")
     experiment_name: str = _opt("Baseline", "W&B run name")
-    num_workers: int = _opt(8, "parallel workers (tf.data parallel calls, conversion processes)")
-    precision: str = _opt("32", "training precision (upstream passes it to Lightning)")
+    num_workers: int = _opt(8, "processes reading and resampling WAV files during conversion (tf.data's reading "
+                            "and mapping are tuned by AUTOTUNE, not by this flag)")
+    precision: str = _opt("32", "training precision, Lightning's names: 32 (float32), 16-mixed / bf16-mixed (the "
+                          "network under Keras' mixed_float16 / mixed_bfloat16 policy, float32 variables; "
+                          "evaluation, export and prediction use the float32 model)")
     evaluate: bool = _opt(False, "evaluate a run instead of training")
     ckpt_id: Optional[str] = _opt(None, "run id whose last checkpoint --evaluate loads")
 
@@ -127,6 +137,20 @@ class Config:
     demo: bool = _opt(False, "make the synthetic dataset and train a short run end to end")
     qat_epochs: int = _opt(0, "after float training, quantization-aware fine-tuning epochs (tfmot on a tf_keras "
                            "twin; 0 = none); export_tflite.py --int8 then exports the QAT network")
+
+    def check(self) -> None:
+        """Raise ConfigError naming the first value a run cannot use (before anything is written)."""
+        for name in ("n_epochs", "batch_size", "num_workers", "clips_per_shard"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("warmup_steps", "val_every", "qat_epochs", "freqm", "timem"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"--{name} must be 0 or more, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ConfigError(f"--lr must be positive, got {self.lr}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"--precision {self.precision}: choose one of {', '.join(PRECISIONS)} (Lightning's "
+                              "16-true / bf16-true / 64 are not supported: Keras trains float32 variables)")
 
     @property
     def roll_samples(self) -> int:

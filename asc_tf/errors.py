@@ -3,6 +3,7 @@ command lines print them as one line instead of a traceback."""
 
 from __future__ import annotations
 
+from asc_tf.config import ConfigError
 from asc_tf.data.audio import AudioFileError
 from asc_tf.data.convert import ConversionError
 from asc_tf.data.meta import MetadataError
@@ -16,6 +17,6 @@ from asc_tf.training.runs import RunError
 from asc_tf.training.trainer import StrategyError
 
 USER_ERRORS: tuple[type[Exception], ...] = (
-    AudioFileError, ConversionError, MetadataError, ShardError, SplitFilesMissing, RunError, StrategyError,
+    ConfigError, AudioFileError, ConversionError, MetadataError, ShardError, SplitFilesMissing, RunError, StrategyError,
     PredictionError, ReportError, AuditError, ExportError, QATError,
 )

@@ -114,13 +114,19 @@ def write_predictions(
     batch_size: int = 256,
     overwrite: bool = False,
     progress: bool = True,
+    reuse: bool = False,
 ) -> Path:
     """Write `output.csv` (upstream's format), `info.json` and copies of `model_files` into `out_dir`,
-    atomically; `predict_probabilities` maps waveforms `[B, samples]` to class probabilities `[B, 10]`."""
+    atomically; `predict_probabilities` maps waveforms `[B, samples]` to class probabilities `[B, 10]`.
+    An existing output.csv is replaced with `overwrite`, kept with `reuse` when `info["output"]` records the
+    same model, precision and evaluation set (train.py --evaluate after predict.py), else refused."""
     from tqdm.auto import tqdm
 
     out_dir = Path(out_dir)
     if (out_dir / "output.csv").exists() and not overwrite:
+        if reuse and _same_output(out_dir, info.get("output")):
+            log.info("%s was already predicted from the same model and evaluation set: kept", out_dir / "output.csv")
+            return out_dir / "output.csv"
         raise PredictionError(f"{out_dir / 'output.csv'} exists: pass --overwrite to replace it")
     staging = staging_dir(out_dir)  # removes the staging folders of killed predictions first
     try:
@@ -136,7 +142,7 @@ def write_predictions(
                         cells = [short, CLASSES[int(np.argmax(row))], *(f"{p:.6g}" for p in row)]
                         handle.write("\t".join(cells) + "\n")
                     bar.update(len(names))
-        atomic_write_json(staging / "info.json", info)
+        atomic_write_json(staging / "info.json", {**_read_info(staging / "info.json"), **info})  # keep an evaluation's keys
         for path in model_files:
             shutil.copy2(path, staging / Path(path).name)
         if out_dir.exists():
@@ -152,41 +158,70 @@ def write_predictions(
     return out_dir / "output.csv"
 
 
+def _read_info(path: Path) -> dict:
+    """An existing info.json (e.g. written by train.py --evaluate), or {} when there is none or it is unreadable."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _same_output(out_dir: Path, record: Optional[dict]) -> bool:
+    """Whether the output.csv in `out_dir` was made from what `record` describes (model sha256, precision, set)."""
+    previous = _read_info(out_dir / "info.json").get("output")
+    keys = ("model_sha256", "precision", "evaluation_set", "clips")
+    return bool(record) and isinstance(previous, dict) and all(previous.get(k) == record.get(k) for k in keys)
+
+
+def output_record(model_file: Path, precision: str, evaluation: EvaluationSet) -> dict:
+    """What made an output.csv (kept in info.json under "output"): the model file, its precision, the set."""
+    from asc_tf.io import file_sha256
+
+    return {"model": str(model_file), "model_sha256": file_sha256(model_file), "precision": precision,
+            "evaluation_set": str(evaluation.root.resolve()), "clips": len(evaluation.files)}
+
+
 def run_info(run_dir: Path) -> dict:
-    """MACs, Params and dev-test metrics of a run (its info.json, written at the end of training)."""
-    path = run_dir / "info.json"
-    if not path.is_file():
-        raise PredictionError(f"{path} missing: the run has not finished its evaluation (train.py --evaluate)")
-    return json.loads(path.read_text())
+    """MACs, Params and dev-test metrics of a run (its info.json, written at the end of training); {} for a run
+    that has not finished."""
+    return _read_info(run_dir / "info.json")
+
+
+KERAS_PRECISION = "float32 front end, float16 network (upstream's model.half())"
 
 
 def _keras_source(config: "Config", ckpt_id: Optional[str], model_path: Optional[Path]
                   ) -> tuple[Callable[[np.ndarray], np.ndarray], dict, list[Path], str, "Config"]:
-    """(probabilities function, info, model files, prediction id, config) of a run or a .keras file."""
-    import keras
-
+    """(probabilities function, info, model files, prediction id, config) of a run or a .keras file. Both
+    predict as upstream's predict step: the network in float16 (`model.half()`), the front end in float32."""
+    import asc_tf
     from asc_tf.complexity import complexity_rows, totals
-    from asc_tf.training.evaluation import float16_model
+    from asc_tf.training.evaluation import float16_model, inference_model_file
     from asc_tf.training.runs import load_checkpoint, open_run
 
     if ckpt_id is not None:
         run = open_run(config, ckpt_id)
         run_config = run.load_config()
-        model_file = run.final_model if run.final_model.is_file() else run.last_checkpoint
+        model_file = inference_model_file(run)
         model = load_checkpoint(model_file)
-        forward = float16_model(model, run_config)  # upstream's predict_step runs model.half()
+        forward = float16_model(model)
         info = run_info(run.path)
+        if "MACs" not in info:  # an unfinished run: its complexity at least
+            params, macs = totals(complexity_rows(model))
+            info = {"MACs": macs, "Params": params}
         return (lambda w: softmax(np.asarray(forward(w), np.float32))), info, [model_file], ckpt_id, \
             config.replace(dataset_dir=config.dataset_dir or run_config.dataset_dir)
     path = Path(str(model_path))
     if not path.is_file():
         raise PredictionError(f"{path}: model file not found")
     try:
-        model = keras.saving.load_model(path, compile=False)
+        model = asc_tf.load_model(path)
     except Exception as error:  # noqa: BLE001 (Keras raises many types for a foreign or damaged file)
         raise PredictionError(f"{path}: cannot load the model ({type(error).__name__}: {error})") from None
     params, macs = totals(complexity_rows(model))
-    return (lambda w: softmax(np.asarray(model.predict_on_batch(w), np.float32))), \
+    forward = float16_model(model)
+    return (lambda w: softmax(np.asarray(forward(w), np.float32))), \
         {"MACs": macs, "Params": params}, [path], path.stem, config
 
 
@@ -218,10 +253,12 @@ def _bundle_source(bundle_dir: Path) -> tuple[Callable[[np.ndarray], np.ndarray]
 
 def predict_evaluation_set(config: "Config", *, ckpt_id: Optional[str] = None, model_path: Optional[Path] = None,
                            bundle: Optional[Path] = None, eval_dir: Optional[Path] = None,
-                           progress: bool = True) -> Path:
-    """Predict the evaluation set with one of: a run, a .keras file, an export bundle; returns output.csv."""
+                           progress: bool = True, reuse: bool = False) -> Path:
+    """Predict the evaluation set with one of: a run, a .keras file, an export bundle; returns output.csv.
+    `reuse`: keep an existing output.csv made from the same model and set (see `write_predictions`)."""
     if bundle is not None:
         probabilities, info, files, name = _bundle_source(Path(bundle))
+        precision = f"{info['precision']} network as exported, float32 front end (LiteRT)"
         if config.dataset_dir is None:  # the development set the bundle's run was trained on, if known
             from asc_tf.export.source import run_config_near
 
@@ -229,7 +266,10 @@ def predict_evaluation_set(config: "Config", *, ckpt_id: Optional[str] = None, m
             config = config.replace(dataset_dir=run_config.dataset_dir if run_config else None)
     else:
         probabilities, info, files, name, config = _keras_source(config, ckpt_id, model_path)
+        precision = KERAS_PRECISION
     evaluation = find_evaluation_set(eval_dir, config.dataset_dir)
+    info = {**info, "output": output_record(files[0], precision, evaluation)}
     out_dir = Path(config.project_dir) / "predictions" / name
+    log.info("predicting %d clips of %s (%s)", len(evaluation.files), evaluation.root, precision)
     return write_predictions(out_dir, evaluation, probabilities, info, files, batch_size=config.batch_size,
-                             overwrite=config.overwrite, progress=progress)
+                             overwrite=config.overwrite, progress=progress, reuse=reuse)

@@ -6,10 +6,12 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
-from asc_tf.io import atomic_write_text
-from asc_tf.training.report import ReportError, RunResult, aggregate_markdown, load_run
+from asc_tf import console
+
+if TYPE_CHECKING:  # imported lazily below: `report` answers without TensorFlow
+    from asc_tf.training.report import RunResult
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +43,10 @@ def unique_runs(results: Sequence[RunResult]) -> list[RunResult]:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Print (and optionally write) the aggregate tables; `error: ...` and exit code 2 for an unreadable run."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    console.setup(False)
+    from asc_tf.io import atomic_write_text
+    from asc_tf.training.report import ReportError, aggregate_markdown, load_run
+
     try:
         text = aggregate_markdown(unique_runs([load_run(run, args.project_dir) for run in args.runs]))
     except ReportError as err:

@@ -18,13 +18,15 @@ import logging
 import pickle
 import zipfile
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
-import keras
 import numpy as np
 
+from asc_tf import console
 from asc_tf.config import Config, add_arguments, from_args
-from asc_tf.model import NETWORK_NAME, build_model, upstream_names
+
+if TYPE_CHECKING:  # Keras loads with the first model (`--help` answers without TensorFlow)
+    import keras
 
 log = logging.getLogger(__name__)
 
@@ -211,6 +213,8 @@ def _keras_to_torch(array: np.ndarray, kind: str) -> np.ndarray:
 
 def _layer_tensors(layer: keras.layers.Layer) -> list[tuple[str, str, keras.Variable]]:
     """(upstream suffix, layout kind, variable) of a conv or BN layer, in upstream's state_dict order."""
+    import keras
+
     if isinstance(layer, keras.layers.DepthwiseConv2D):
         return [("weight", "depthwise", layer.kernel)]
     if isinstance(layer, keras.layers.Conv2D):
@@ -222,6 +226,8 @@ def _layer_tensors(layer: keras.layers.Layer) -> list[tuple[str, str, keras.Vari
 
 
 def _network(model: keras.Model) -> keras.Model:
+    from asc_tf.model import NETWORK_NAME
+
     try:
         return model.get_layer(NETWORK_NAME)
     except ValueError:
@@ -230,6 +236,8 @@ def _network(model: keras.Model) -> keras.Model:
 
 def network_state_dict(model: keras.Model) -> dict[str, np.ndarray]:
     """The network's weights under upstream names and layouts (the inverse of `load_upstream_weights`)."""
+    from asc_tf.model import upstream_names
+
     network, out = _network(model), {}
     for layer_name, path in upstream_names(network).items():
         for suffix, kind, var in _layer_tensors(network.get_layer(layer_name)):
@@ -242,6 +250,8 @@ def load_upstream_weights(model: keras.Model, state: dict[str, np.ndarray]) -> N
 
     Every tensor is checked before any is assigned, so a failed load leaves the model unchanged.
     """
+    from asc_tf.model import upstream_names
+
     network = _network(model)
     plan: list[tuple[keras.Variable, np.ndarray]] = []
     for layer_name, path in upstream_names(network).items():
@@ -268,6 +278,8 @@ def import_checkpoint(src: str | Path, out: str | Path, config: Optional[Config]
     out = Path(out)
     if out.suffix != ".keras":
         raise ValueError(f"--out must end in .keras, got {out}")
+    from asc_tf.model import build_model
+
     model = build_model(config)
     load_upstream_weights(model, read_state_dict(src))
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -281,7 +293,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("src", help="upstream .ckpt (Lightning), .pt (state_dict) or .npz (upstream names)")
     parser.add_argument("--out", required=True, help="the .keras file to write")
     add_arguments(parser, MODEL_FLAGS)
+    console.add_verbose_flag(parser)
     args = parser.parse_args(argv)
+    console.setup(args.verbose)
+    console.import_tensorflow()
     try:
         import_checkpoint(args.src, args.out, from_args(args))
     except (CheckpointError, ValueError, OSError) as err:

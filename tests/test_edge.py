@@ -77,15 +77,14 @@ def test_import_and_classify_without_tensorflow(int8_export, clips, tmp_path):
     assert "clip.wav" in out["line"] and len(out["line"].splitlines()) == 1
 
 
-def test_import_asc_tf_then_keras_load_model_in_a_fresh_process(trained_run, tmp_path):
+def test_import_asc_tf_stays_light_then_load_model_in_a_fresh_process(trained_run, tmp_path):
     model = trained_run.run.path / "model.keras"
     out = _run_python(f"""
         import json, sys
         import asc_tf
         light = "tensorflow" not in sys.modules
         from asc_tf import Config, build_model
-        import keras
-        model = keras.saving.load_model({str(model)!r})
+        model = asc_tf.load_model({str(model)!r})
         print(json.dumps({{"light": light, "layers": [l.name for l in model.layers],
                           "config": Config().sample_rate, "built": build_model().name}}))
     """, tmp_path)

@@ -128,7 +128,7 @@ def test_larger_variant_builds():
 
 
 def test_compiled_model_reloads_in_a_fresh_process(tmp_path):
-    """`import asc_tf` alone registers every custom object the project saves (layers, optimizer, schedule)."""
+    """`asc_tf.load_model` alone finds every custom object the project saves (layers, optimizer, schedule)."""
     import subprocess
     import sys
 
@@ -143,8 +143,8 @@ def test_compiled_model_reloads_in_a_fresh_process(tmp_path):
     np.save(tmp_path / "expected.npy", model(wave, training=False).numpy())
     np.save(tmp_path / "wave.npy", wave)
     code = (
-        "import sys, numpy as np, keras, asc_tf\n"
-        f"m = keras.saving.load_model({str(path)!r})\n"
+        "import sys, numpy as np, asc_tf\n"
+        f"m = asc_tf.load_model({str(path)!r}, compile=True)\n"
         f"d = {str(tmp_path)!r}\n"
         "out = m(np.load(d + '/wave.npy'), training=False).numpy()\n"
         "assert np.array_equal(out, np.load(d + '/expected.npy'))\n"

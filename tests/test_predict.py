@@ -147,3 +147,57 @@ def test_bundle_predictions(request, run_predictions, synthetic_root, precision)
     info = json.loads((shipped.parent / "info.json").read_text())
     assert info["MACs"] == 29416448 and info["precision"] == precision
     assert (shipped.parent / f"network_{precision}.tflite").is_file()
+
+
+def test_evaluate_after_predict_keeps_its_output_and_adds_the_dev_test_report(trained_run, tmp_path, capsys):
+    """The two "next" commands in either order: predict.py then train.py --evaluate is not refused; the output.csv
+    predict.py made from the same model and set is kept, and info.json holds both commands' records."""
+    import predict as predict_script
+    import train as train_script
+
+    project = tmp_path / "project"
+    shutil.copytree(trained_run.run.path, project / "DCASE24_Task1" / trained_run.run.run_id,
+                    ignore=shutil.ignore_patterns("wandb"))
+    run_id = trained_run.run.run_id
+    assert predict_script.main(["--ckpt_id", run_id, "--project_dir", str(project)]) == 0
+    out_dir = project / "predictions" / run_id
+    predicted = (out_dir / "output.csv").read_bytes()
+    assert train_script.main(["--evaluate", "--ckpt_id", run_id, "--project_dir", str(project)]) == 0
+    printed = capsys.readouterr().out
+    assert f"evaluation set predictions: {out_dir / 'output.csv'}" in printed
+    assert (out_dir / "output.csv").read_bytes() == predicted  # kept, not recomputed nor refused
+    for name in ("results.md", "device_accuracy.png", "confusion_matrix.png", "model.keras"):
+        assert (out_dir / name).is_file(), name
+    info = json.loads((out_dir / "info.json").read_text())
+    assert info["output"]["precision"].startswith("float32 front end, float16 network")
+    assert info["output"]["model"].endswith("model.keras") and len(info["output"]["model_sha256"]) == 64
+    assert "val" in info and info["test"][0]["test/macro_avg_acc"] == pytest.approx(
+        trained_run.metrics["test/macro_avg_acc"], abs=1e-6)
+    # a second evaluation asks first; so does predict.py over an output.csv that exists
+    assert train_script.main(["--evaluate", "--ckpt_id", run_id, "--project_dir", str(project)]) == 2
+    assert "results.md exists" in capsys.readouterr().err
+    assert predict_script.main(["--ckpt_id", run_id, "--project_dir", str(project)]) == 2
+    assert "output.csv exists: pass --overwrite" in capsys.readouterr().err
+
+
+def test_evaluate_alone_writes_upstreams_output_csv(trained_run, tmp_path, synthetic_root):
+    import train as train_script
+
+    project = tmp_path / "project"
+    shutil.copytree(trained_run.run.path, project / "DCASE24_Task1" / trained_run.run.run_id,
+                    ignore=shutil.ignore_patterns("wandb"))
+    assert train_script.main(["--evaluate", "--ckpt_id", trained_run.run.run_id, "--project_dir", str(project)]) == 0
+    frame = pd.read_csv(project / "predictions" / trained_run.run.run_id / "output.csv", sep="\t")
+    listed = pd.read_csv(synthetic_root / EVAL_DIR_NAME / "evaluation_setup" / "fold1_test.csv", sep="\t")
+    assert list(frame.columns) == HEADER and len(frame) == len(listed)
+
+
+def test_one_precision_rule_for_keras_models(run_predictions, trained_run, tmp_path):
+    """--model predicts as --ckpt_id does (float16 network, upstream's model.half()), not in float32."""
+    path, config = run_predictions
+    by_file = predict_evaluation_set(config.replace(project_dir=str(tmp_path)), model_path=trained_run.run.final_model,
+                                     progress=False)
+    ours, theirs = (pd.read_csv(p, sep="\t") for p in (path, by_file))
+    np.testing.assert_allclose(ours[list(CLASSES)], theirs[list(CLASSES)], atol=1e-6)
+    info = json.loads((by_file.parent / "info.json").read_text())
+    assert info["output"]["precision"] == json.loads((path.parent / "info.json").read_text())["output"]["precision"]

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from asc_tf.budget import audit_architecture
+from asc_tf.export.architecture import audit_architecture
 from asc_tf.complexity import main as complexity_main
 from asc_tf.config import PRESETS, Config, add_arguments, from_args
 

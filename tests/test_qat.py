@@ -83,3 +83,20 @@ def test_keras_stays_keras3_after_qat(qat_run):
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True,
                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}).stdout.split()
     assert out[0] == "None" and out[1].startswith("3.") and out[2].startswith("3.") and out[3].startswith("2.")
+
+
+def test_qat_bundle_goes_beside_a_ptq_bundle(qat_run, tmp_path):
+    """The QAT hint `export_tflite.py --ckpt_id ID --int8` works as printed when a PTQ bundle already exists at
+    the default place: the QAT bundle's default folder is <id>_int8_qat."""
+    from asc_tf.export.bundle import _out_dir
+    from asc_tf.export.source import Source
+
+    config, run, _ = qat_run
+    config = config.replace(project_dir=str(tmp_path))
+    ptq = tmp_path / "exports" / f"{run.run_id}_int8"
+    ptq.mkdir(parents=True)
+    (ptq / "manifest.json").write_text("{}")
+    qat_source = Source(None, config, run.last_checkpoint, run.run_id, qat_network=run.path / "qat" / "x.tflite")
+    assert _out_dir(qat_source, ExportOptions("int8")) == tmp_path / "exports" / f"{run.run_id}_int8_qat"
+    with pytest.raises(ExportError, match="exists: pass --overwrite"):  # the PTQ bundle is still never replaced
+        _out_dir(Source(None, config, run.last_checkpoint, run.run_id), ExportOptions("int8"))

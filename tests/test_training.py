@@ -75,12 +75,12 @@ def test_wandb_offline_writes_a_run_without_network(trained):
 
 def test_evaluate_reproduces_the_end_of_training(trained, run_config):
     config = run_config.replace(evaluate=True, ckpt_id=trained.run.run_id)
-    metrics = evaluate_run(config.replace(overwrite=True))  # predict.py may have written predictions/<id>/ already
+    metrics = evaluate_run(config.replace(overwrite=True)).metrics
     for name in ("test/macro_avg_acc", "test/loss", "test/acc.a", "val/macro_avg_acc"):
         assert metrics[name] == pytest.approx(trained.metrics[name], abs=1e-6), name
     out = Path(run_config.project_dir) / "predictions" / trained.run.run_id / "info.json"
     assert json.loads(out.read_text())["test"][0]["test/loss"] == pytest.approx(trained.metrics["test/loss"], abs=1e-6)
-    with pytest.raises(Exception, match="exists: pass --overwrite"):
+    with pytest.raises(Exception, match=r"results.md exists \(run \w+ was evaluated\): pass --overwrite"):
         evaluate_run(config)
 
 
@@ -140,7 +140,7 @@ def test_two_replica_mirrored_strategy_trains(dataset_dir, data_config, shards_d
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "MirroredStrategy with 2 replica(s)" in result.stderr
+    assert "MirroredStrategy over 2 replicas" in result.stderr
     assert "macro average accuracy" in result.stdout
 
 
@@ -206,3 +206,42 @@ def test_step_logger_recovers_each_steps_loss_from_keras_running_mean():
     assert [step for step, _ in run.logged] == [50, 100]
     assert run.logged[0][1]["train/loss"] == pytest.approx(losses[49], rel=1e-9)
     assert run.logged[1][1]["train/loss"] == pytest.approx(losses[99], rel=1e-9)
+
+
+def test_mixed_precision_trains_quietly_a_line_per_epoch_and_ends_float32(dataset_dir, data_config, shards_dir,
+                                                                          tmp_path):
+    """`--precision 16-mixed` trains the network under mixed_float16 with loss scaling (float32 variables); the
+    final model and everything evaluated are float32. In a log file (not a terminal) the command prints its own
+    lines, one per epoch with the total, and none of TensorFlow's."""
+    result = subprocess.run(_train_command(dataset_dir, data_config, tmp_path, "--n_epochs", "2", "--val_every", "1",
+                                           "--precision", "16-mixed"),
+                            capture_output=True, text=True, timeout=1800,
+                            env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stderr.splitlines()
+    assert any(line.startswith("training 2 epoch(s) of 7 steps") and "mixed_float16 network" in line for line in lines)
+    assert [line.split(":")[0] for line in lines if line.startswith("epoch ")] == ["epoch 1/2", "epoch 1/2", "epoch 2/2",
+                                                                                   "epoch 2/2"]
+    assert "\r" not in result.stderr and "\x1b[" not in result.stderr
+    for marker in ("I0000", "E0000", "oneDNN", "cudart", "absl", "TensorSpec"):
+        assert marker not in result.stderr + result.stdout, marker
+    run_id, _ = _final_weights(tmp_path)
+    checkpoint = keras.saving.load_model(tmp_path / "DCASE24_Task1" / run_id / "checkpoints" / "last.keras")
+    assert type(checkpoint.optimizer).__name__ == "LossScaleOptimizer"
+    assert checkpoint.get_layer("network").get_layer("s1_b1_exp_conv").dtype_policy.name == "mixed_float16"
+    final = keras.saving.load_model(tmp_path / "DCASE24_Task1" / run_id / "model.keras")
+    assert {layer.dtype_policy.name for layer in final._flatten_layers()} == {"float32"}
+    np.testing.assert_array_equal(final.get_weights()[0], checkpoint.get_weights()[0])
+    assert "macro average accuracy" in result.stdout
+
+
+def test_bf16_mixed_trains_and_evaluates(data_config, shards_dir, tmp_path):
+    from asc_tf.training.trainer import train
+
+    config = data_config.replace(project_dir=str(tmp_path), n_epochs=1, wandb="disabled", precision="bf16-mixed")
+    result = train(config, progress=False)
+    model = keras.saving.load_model(result.run.final_model)
+    assert {layer.dtype_policy.name for layer in model._flatten_layers()} == {"float32"}
+    assert 0.0 <= result.metrics["test/macro_avg_acc"] <= 1.0
+    history = pd.read_csv(result.run.history_file)
+    assert list(history["epoch"]) == [0] and np.isfinite(history["train/loss"]).all()

@@ -8,12 +8,12 @@ the tf.data pipeline, printing what it read.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 import time
 from pathlib import Path
 from typing import Optional
 
+from asc_tf import console
 from asc_tf.config import add_arguments, from_args
 
 DEFAULT_SYNTHETIC = Path("data/synthetic")
@@ -22,8 +22,10 @@ DEFAULT_SYNTHETIC = Path("data/synthetic")
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m asc_tf.data", description=__doc__.split("\n\n")[0])
     add_arguments(parser, ["dataset_dir", "split_dir", "tfrecords_dir", "subset", "batch_size", "num_workers", "seed"])
+    console.add_verbose_flag(parser)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    console.setup(args.verbose)
+    console.import_tensorflow()
     config = from_args(args)
 
     from asc_tf.data import synthetic
@@ -39,7 +41,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             synthetic.generate(DEFAULT_SYNTHETIC, seed=0, size="medium")
         config = config.replace(dataset_dir=str(dev_dir))
     try:
-        shards_dir = convert_dataset(config)
+        shards_dir = convert_dataset(config, progress=console.is_terminal())
         for split, training in ((f"split{config.subset}", True), ("test", False)):
             start, clips, batches = time.perf_counter(), 0, 0
             for waveform, label in make_dataset(shards_dir, split, config, training=training):

@@ -112,8 +112,9 @@ def _tflm_section(network: bytes, examples: list[np.ndarray], litert: TFLiteMode
 
 
 def _out_dir(source: Source, options: ExportOptions) -> Path:
+    qat = options.precision == "int8" and source.qat_network is not None  # beside a PTQ bundle, not over it
     out = Path(options.out) if options.out else (
-        Path(source.config.project_dir) / "exports" / f"{source.name}_{options.precision}")
+        Path(source.config.project_dir) / "exports" / f"{source.name}_{options.precision}{'_qat' if qat else ''}")
     if not out.exists() or (out.is_dir() and not any(out.iterdir())):
         return out
     if not options.overwrite:

@@ -13,6 +13,8 @@ from typing import Any, Optional
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
+from asc_tf.console import quiet_stderr
+
 
 def round_half_away(x: np.ndarray) -> np.ndarray:
     """C's `roundf` (TFLite's QUANTIZE rounding), not numpy's round-half-to-even."""
@@ -59,9 +61,10 @@ class TFLiteModel:
         the optimized ones (XNNPACK), whose int8 requantization rounds differently."""
         content = model if isinstance(model, (bytes, bytearray)) else Path(model).read_bytes()
         resolver = OpResolverType.BUILTIN_REF if reference_kernels else OpResolverType.AUTO
-        self.interpreter = Interpreter(model_content=bytes(content), num_threads=num_threads,
-                                       experimental_op_resolver_type=resolver)
-        self.interpreter.allocate_tensors()
+        with quiet_stderr():  # LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate" to fd 2
+            self.interpreter = Interpreter(model_content=bytes(content), num_threads=num_threads,
+                                           experimental_op_resolver_type=resolver)
+            self.interpreter.allocate_tensors()
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
         self.input_quantization = _quantization(self.input)

@@ -10,11 +10,13 @@ from typing import Any, Optional
 import keras
 import numpy as np
 
+import asc_tf
 from asc_tf.config import Config
 from asc_tf.data.pipeline import make_dataset
 from asc_tf.export import tflite
 from asc_tf.export.errors import ExportError
 from asc_tf.qat.artefact import qat_artefact
+from asc_tf.training.precision import float32_copy
 from asc_tf.training.runs import Run, open_run
 
 
@@ -46,8 +48,6 @@ def load_source(ckpt: str, config: Config, overrides: Optional[dict[str, Any]] =
     """The model of a run id (its last checkpoint) or of a `.keras` path, with the run's configuration
     (`overrides`, e.g. data flags given on the command line, win over it; the project folder is `config`'s).
     `qat`: None takes a run's QAT artefact (`<run>/qat/`) when it has one, True requires it, False ignores it."""
-    import asc_tf  # noqa: F401  registers the custom layers
-
     overrides = dict(overrides or {})
     qat_network = None
     path = Path(ckpt)
@@ -70,9 +70,10 @@ def load_source(ckpt: str, config: Config, overrides: Optional[dict[str, Any]] =
             raise ExportError(f"{path} does not exist: run {run_id} has no completed epoch to export")
     merged = run_config.replace(project_dir=config.project_dir, **overrides)
     try:
-        model = keras.saving.load_model(path, compile=False)
+        model = asc_tf.load_model(path)
     except Exception as error:  # noqa: BLE001 (Keras raises many types for a damaged zip)
         raise ExportError(f"{path}: cannot load the model ({type(error).__name__}: {error})") from None
+    model = float32_copy(model, merged)  # a mixed-precision checkpoint exports as the float32 model it trains
     try:
         tflite.frontend_of(model)
     except ValueError as error:

@@ -14,6 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from asc_tf.console import quiet_native
 from asc_tf.model.cp_mobile import NETWORK_NAME
 
 log = logging.getLogger(__name__)
@@ -31,9 +32,16 @@ def _batch_one(layer: keras.layers.Layer | keras.Model, input_shape: tuple[int, 
     return keras.Model(x, y)
 
 
+def run_converter(converter: tf.lite.TFLiteConverter) -> bytes:
+    """`converter.convert()` with its SavedModel signature dump (a TensorSpec line per variable) and the MLIR
+    converter's C++ lines hidden unless --verbose."""
+    with quiet_native():
+        return bytes(converter.convert())
+
+
 def _convert(converter: tf.lite.TFLiteConverter) -> bytes:
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]  # no Flex ops
-    return bytes(converter.convert())
+    return run_converter(converter)
 
 
 def network_of(model: keras.Model) -> keras.Model:
@@ -76,7 +84,7 @@ def convert_network_int8(network: keras.Model, representative: Iterable[np.ndarr
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
     log.info("int8 calibration on %d representative log-mels", len(samples))
-    return bytes(converter.convert())
+    return run_converter(converter)
 
 
 def convert_network_fp16(network: keras.Model) -> bytes:

@@ -17,14 +17,15 @@ __all__ = [
 ]
 
 
-def build_model(config: Optional[Config] = None) -> keras.Model:
+def build_model(config: Optional[Config] = None, network_dtype: Optional[str] = None) -> keras.Model:
     """Waveform `[B, sample_rate]` float32 -> logits `[B, n_classes]`; layers "frontend", "network".
 
-    Masking (in the front end) and Freq-MixStyle run only when called with `training=True`.
+    Masking (in the front end) and Freq-MixStyle run only when called with `training=True`. `network_dtype`:
+    a Keras dtype policy for the network alone (mixed-precision training); the front end stays float32.
     """
     config = config or Config()
     waveform = keras.Input((config.sample_rate,), name="waveform", dtype="float32")
     x = MelFrontend.from_config_object(config, name="frontend")(waveform)
     x = FreqMixStyle(config.mixstyle_p, config.mixstyle_alpha, name="mixstyle")(x)
-    logits = build_network(config)(x)
+    logits = build_network(config, dtype=network_dtype)(x)
     return keras.Model(waveform, logits, name="cp_mobile")

@@ -115,10 +115,12 @@ def _block(
 
 
 def build_network(config: Optional[Config] = None, dtype: Optional[str] = None) -> keras.Model:
-    """The CP-Mobile network of `config` (log-mel `[B, n_mels, frames, in_channels]` -> logits)."""
+    """The CP-Mobile network of `config` (log-mel `[B, n_mels, frames, in_channels]` -> logits). `dtype`: a dtype
+    or a Keras dtype policy (`mixed_float16`: float32 input and variables, the layers cast to float16)."""
     config = config or Config()
     frames = 1 + config.sample_rate // config.hop_length
-    inputs = keras.Input((config.n_mels, frames, config.in_channels), name="log_mel", dtype=dtype)
+    input_dtype = None if dtype and dtype.startswith("mixed_") else dtype
+    inputs = keras.Input((config.n_mels, frames, config.in_channels), name="log_mel", dtype=input_dtype)
     base = make_divisible(config.base_channels, 8)
     x = _conv_bn(inputs, base // 4, 3, (2, 2), "in_c0", True, False, dtype)
     x = _conv_bn(x, base, 3, (2, 2), "in_c1", True, False, dtype)

@@ -7,9 +7,10 @@ Fine-tunes the run's trained network with quantization-aware training and writes
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
+from pathlib import Path
 
+from asc_tf import console
 from asc_tf.config import add_arguments, from_args
 
 FLAGS = ("ckpt_id", "qat_epochs", "project_dir", "project_name", "dataset_dir", "split_dir", "tfrecords_dir",
@@ -21,10 +22,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m asc_tf.qat", description=__doc__.split("\n\n")[0])
     add_arguments(parser, FLAGS)
     parser.add_argument("--overwrite", action="store_true", help="replace the run's existing qat/ artefact")
+    console.add_verbose_flag(parser)
     args = parser.parse_args(argv)
     if not getattr(args, "ckpt_id", None) or getattr(args, "qat_epochs", 0) < 1:
-        parser.error("--ckpt_id RUN_ID and --qat_epochs N (N >= 1) are required")
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        print("error: --ckpt_id RUN_ID and --qat_epochs N (N >= 1) are required", file=sys.stderr)
+        return 2
+    console.setup(args.verbose)
+    console.import_tensorflow()
     from asc_tf.errors import USER_ERRORS
     from asc_tf.qat.finetune import qat_finetune
     from asc_tf.training.runs import open_run
@@ -41,7 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     info = result.info
     print(f"QAT {info['epochs']} epoch(s): fake-quant test macro accuracy {info['test_fake_quant']['macro_avg_acc']:.4f}; "
           f"int8 network {info['audit']['parameter_bytes']:,} parameter bytes, {info['audit']['macs']:,} MACs")
-    print(f"artefact: {result.artefact.path}\nnext: python export_tflite.py --ckpt_id {run.run_id} --int8")
+    print(f"artefact: {result.artefact.path}\nnext: python export_tflite.py --ckpt_id {run.run_id} --int8"
+          f"{'' if config.project_dir == '.' else ' --project_dir ' + config.project_dir}"
+          f"   (writes {Path(config.project_dir) / 'exports' / (run.run_id + '_int8_qat')}, beside any PTQ bundle)")
     return 0
 
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import tensorflow as tf
 
+from asc_tf.export.tflite import run_converter
+
 
 def convert_qat_int8(qat_model: Any, tk: types.ModuleType) -> bytes:
     """Batch 1 (fixed shapes for the audit), int8 weights and activations, int8 input and output."""
@@ -19,4 +21,4 @@ def convert_qat_int8(qat_model: Any, tk: types.ModuleType) -> bytes:
     converter.inference_output_type = tf.int8
     with warnings.catch_warnings():  # "Statistics for quantized inputs were expected": QAT's input range is in the graph
         warnings.simplefilter("ignore", UserWarning)
-        return bytes(converter.convert())
+        return run_converter(converter)

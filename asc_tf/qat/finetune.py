@@ -19,7 +19,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+import asc_tf
 from asc_tf.config import Config
+from asc_tf.console import is_terminal
 from asc_tf.data.convert import convert_dataset
 from asc_tf.data.pipeline import make_dataset, split_shards
 from asc_tf.export.audit import audit_tflite
@@ -31,7 +33,8 @@ from asc_tf.qat.legacy import legacy_keras
 from asc_tf.qat.twin import build_twin, copy_weights
 from asc_tf.training.metrics import MetricsAccumulator
 from asc_tf.training.runs import Run, save_atomic
-from asc_tf.training.trainer import reseed_layers
+from asc_tf.training.progress import epoch_label
+from asc_tf.training.seeding import reseed_layers
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +51,7 @@ def _float_model(run: Run) -> tuple[keras.Model, Path]:
     """The run's final model, else its last checkpoint (inference weights only)."""
     for path in (run.final_model, run.last_checkpoint):
         if path.is_file():
-            return keras.saving.load_model(path, compile=False), path
+            return asc_tf.load_model(path), path
     raise QATError(f"run {run.run_id} has no trained model ({run.final_model} or {run.last_checkpoint}): "
                    "train it first")
 
@@ -102,17 +105,27 @@ def qat_finetune(config: Config, run: Run, epochs: int, overwrite: bool = False)
         return loss, correct
 
     history = []
+    steps_per_epoch = steps // epochs
+    log.info("QAT: %d epoch(s) of %d steps on %s (run epochs %d-%d), lr %g", epochs, steps_per_epoch, split,
+             config.n_epochs + 1, config.n_epochs + epochs, lr)
     for e in range(epochs):
         epoch, started = config.n_epochs + e, time.perf_counter()
         reseed_layers(model, config.seed, epoch)
         losses, correct, seen = [], 0.0, 0
+        bar = _bar(steps_per_epoch, f"QAT {epoch_label(e, epochs)}")
         for waveform, label in make_dataset(shards_dir, split, config, training=True, epoch=epoch):
             loss, hits = train_step(augment(waveform), label)
             losses.append(float(loss))
             correct, seen = correct + float(hits), seen + int(label.shape[0])
+            if bar is not None:
+                bar.set_postfix(loss=f"{losses[-1]:.4f}", refresh=False)
+                bar.update(1)
+        if bar is not None:
+            bar.close()
         row = {"epoch": epoch, "train/loss": float(np.mean(losses)), "train/acc": correct / max(seen, 1),
                "seconds": time.perf_counter() - started}
-        log.info("QAT epoch %d: loss %.4f acc %.4f", epoch, row["train/loss"], row["train/acc"])
+        log.info("QAT %s: loss %.4f acc %.4f (%.0f s)", epoch_label(e, epochs), row["train/loss"], row["train/acc"],
+                 row["seconds"])
         history.append(row)
 
     test = _fake_quant_accuracy(model, qat, shards_dir, config)
@@ -138,6 +151,15 @@ def qat_finetune(config: Config, run: Run, epochs: int, overwrite: bool = False)
     atomic_write_json(artefact.info_file, info)
     log.info("QAT artefact written to %s", artefact.path)
     return QATResult(artefact, info)
+
+
+def _bar(steps: int, label: str) -> Any:
+    """A tqdm bar over an epoch's steps on a terminal; None elsewhere (the epoch's line is logged at its end)."""
+    if not is_terminal():
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=steps, unit="step", desc=label, leave=False, dynamic_ncols=True)
 
 
 def _version(name: str) -> Optional[str]:

@@ -3,10 +3,12 @@ upstream's `trainer.test` after `model.half()`), written as info.json, results.m
 
 from __future__ import annotations
 
+import json
 import logging
 import weakref
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import keras
 import numpy as np
@@ -17,9 +19,10 @@ from asc_tf.complexity import complexity_rows, totals
 from asc_tf.config import Config
 from asc_tf.data.convert import convert_dataset
 from asc_tf.data.pipeline import make_dataset
-from asc_tf.model import build_network
+from asc_tf.io import atomic_write_json
 from asc_tf.training.metrics import MetricsAccumulator, prefixed
-from asc_tf.training.report import write_run_report
+from asc_tf.training.precision import float32_copy
+from asc_tf.training.report import INFO_FILE, RESULTS_FILE, write_run_report
 from asc_tf.training.runs import Run, RunError, load_checkpoint, open_run
 
 MAX_MACS = 30_000_000
@@ -28,11 +31,24 @@ MAX_PARAMS_MEMORY = 128_000
 log = logging.getLogger(__name__)
 
 
-def float16_model(model: keras.Model, config: Config) -> Callable[[tf.Tensor], tf.Tensor]:
-    """Upstream's test-time precision: float32 front end, then the network in float16 (`model.half()`)
-    on the float16-cast log-mel."""
-    network16 = build_network(config, dtype="float16")
-    network16.set_weights([w.astype(np.float16) for w in model.get_layer("network").get_weights()])
+def half_network(network: keras.Model) -> keras.Model:
+    """A copy of `network` computing in float16 with its weights cast to float16 (upstream's `model.half()`)."""
+
+    def to_float16(layer: keras.layers.Layer) -> keras.layers.Layer:
+        settings = layer.get_config()
+        settings["dtype"] = "float16"
+        return layer.__class__.from_config(settings)
+
+    half = keras.models.clone_model(network, clone_function=to_float16)
+    half.set_weights([w.astype(np.float16) for w in network.get_weights()])
+    return half
+
+
+def float16_model(model: keras.Model, config: Optional[Config] = None) -> Callable[[tf.Tensor], tf.Tensor]:
+    """Upstream's test-time precision, the one rule of every Keras evaluation and prediction: float32 front end,
+    then the network in float16 (`model.half()`) on the float16-cast log-mel. (`config` is not needed: the
+    network's own architecture is copied.)"""
+    network16 = half_network(model.get_layer("network"))
     frontend = model.get_layer("frontend")
 
     @tf.function(reduce_retracing=True)
@@ -68,36 +84,58 @@ def evaluate(model: keras.Model, shards_dir: Path, config: Config, precision: st
 
 
 def write_evaluation(model: keras.Model, out_dir: Path, shards_dir: Path, config: Config, run: Run,
-                     wandb_run: Any = None) -> dict[str, float]:
-    """Evaluate in both precisions, write the reports into `out_dir`, log them to W&B; returns test/* and val/*."""
+                     wandb_run: Any = None, with_files: bool = False, model_file: Optional[Path] = None) -> Any:
+    """Evaluate in both precisions, write the reports into `out_dir`, log them to W&B; returns test/* and val/*
+    (and the written file names with `with_files`)."""
     full = evaluate(model, shards_dir, config, "float32")
     half = evaluate(model, shards_dir, config, "float16")
     params, macs = totals(complexity_rows(model))
     history = pd.read_csv(run.history_file).to_dict("list") if run.history_file.exists() else {}
     written = write_run_report(out_dir, half.compute(), half.confusion, history=history, macs=macs, params=params,
                                label=f"split{config.subset}",
-                               info_extra={"val": [prefixed(full.compute(), "val/")], "run_id": run.run_id})
+                               info_extra={"val": [prefixed(full.compute(), "val/")], "run_id": run.run_id,
+                                           **({"model": str(model_file)} if model_file else {})},
+                               run_id=run.run_id)
     metrics = {**prefixed(half.compute(), "test/"), **prefixed(full.compute(), "val/")}
-    log.info("test (float16) macro_avg_acc %.4f, val (float32) macro_avg_acc %.4f",
-             metrics["test/macro_avg_acc"], metrics["val/macro_avg_acc"])
+    log.debug("test (float16) macro_avg_acc %.4f, val (float32) macro_avg_acc %.4f",
+              metrics["test/macro_avg_acc"], metrics["val/macro_avg_acc"])
     if wandb_run is not None:
         import wandb
 
         wandb_run.summary.update({**metrics, "MACs": macs, "Parameters": params})
         wandb_run.log({name: wandb.Image(str(path)) for name, path in written.items() if str(path).endswith(".png")})
-    return metrics
+    return (metrics, list(written)) if with_files else metrics
 
 
-def evaluate_run(config: Config) -> dict[str, float]:
-    """Upstream's `--evaluate --ckpt_id ID`: the run's last checkpoint, its complexity against the challenge
-    limits, and the dev-test metrics, written to `<project_dir>/predictions/<id>/` (info.json, results.md,
-    pictures); an existing evaluation is kept unless `--overwrite`."""
+def inference_model_file(run: Run) -> Path:
+    """The model a finished run is evaluated and predicted with: its final model (the weights of its last
+    checkpoint, float32), else the last checkpoint of an unfinished run."""
+    return run.final_model if run.final_model.is_file() else run.last_checkpoint
+
+
+@dataclass
+class RunEvaluation:
+    """What `evaluate_run` measured and wrote."""
+
+    metrics: dict[str, float]
+    out_dir: Path
+    model_file: Path
+    written: list[str]
+
+
+def evaluate_run(config: Config) -> RunEvaluation:
+    """Upstream's `--evaluate --ckpt_id ID`, dev-test half: the run's model, its complexity against the challenge
+    limits, and the dev-test metrics written to `<project_dir>/predictions/<id>/` (info.json, results.md,
+    pictures). An earlier evaluation (results.md) is kept unless `--overwrite`; predict.py's files are not
+    an evaluation and never block it. The evaluation set's output.csv is written by `asc_tf.predict`."""
     run = open_run(config, str(config.ckpt_id))
     out_dir = Path(config.project_dir) / "predictions" / run.run_id
-    if (out_dir / "info.json").exists() and not config.overwrite:
-        raise RunError(f"{out_dir / 'info.json'} exists: pass --overwrite to evaluate again")
+    if (out_dir / RESULTS_FILE).exists() and not config.overwrite:
+        raise RunError(f"{out_dir / RESULTS_FILE} exists (run {run.run_id} was evaluated): pass --overwrite to "
+                       "evaluate again")
     run_config = run.load_config().replace(project_dir=config.project_dir)
-    model = load_checkpoint(run.last_checkpoint)
+    model_file = inference_model_file(run)
+    model = float32_copy(load_checkpoint(model_file), run_config)
     params, macs = totals(complexity_rows(model))
     allowed_bits = int(MAX_PARAMS_MEMORY / params * 8)
     log.info("Model Complexity: MACs: %s, Params: %s (at most %d bits per parameter)", f"{macs:,}", f"{params:,}",
@@ -106,4 +144,18 @@ def evaluate_run(config: Config) -> dict[str, float]:
         raise RunError(f"run {run.run_id} exceeds the challenge limits: {macs:,} MACs (max {MAX_MACS:,}), "
                        f"{params:,} parameters (max {MAX_PARAMS_MEMORY:,})")
     out_dir.mkdir(parents=True, exist_ok=True)
-    return write_evaluation(model, out_dir, convert_dataset(run_config, progress=False), run_config, run)
+    log.info("evaluating %s on the dev-test split (float32 and float16)", model_file)
+    previous = _read_json(out_dir / INFO_FILE)  # predict.py's record of its output.csv stays
+    metrics, written = write_evaluation(model, out_dir, convert_dataset(run_config, progress=False), run_config, run,
+                                        with_files=True, model_file=model_file)
+    if previous:
+        atomic_write_json(out_dir / INFO_FILE, {**previous, **_read_json(out_dir / INFO_FILE)})
+    return RunEvaluation(metrics, out_dir, model_file, written)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}

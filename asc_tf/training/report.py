@@ -12,12 +12,13 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure  # no pyplot: no global backend state, no display needed
-from matplotlib.ticker import MaxNLocator
+
+if TYPE_CHECKING:  # matplotlib loads when a picture is drawn: `python -m asc_tf.report` answers without it
+    from matplotlib.figure import Figure
 
 from asc_tf.data.meta import CLASSES, DEVICE_GROUPS, DEVICES
 from asc_tf.io import atomic_path, atomic_write_text
@@ -194,19 +195,27 @@ def read_info_json(path: str | Path) -> dict[str, float]:
 
 
 # ----------------------------------------------------------------------------------------------- pictures
+def _figure(**kwargs: Any) -> "Figure":
+    """A matplotlib Figure without pyplot: no global backend state, no display needed."""
+    from matplotlib.figure import Figure
+
+    return Figure(**kwargs)
+
+
 def _save(fig: Figure, path: str | Path) -> Path:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
     return Path(path)
 
 
-def plot_confusion_matrix(confusion: np.ndarray, path: str | Path, title: str = "Confusion matrix") -> Path:
+def plot_confusion_matrix(confusion: np.ndarray, path: str | Path, title: str = "Confusion matrix",
+                          run_id: Optional[str] = None) -> Path:
     """Confusion matrix normalised per true class (rows sum to 1), class names on the axes, values annotated."""
     cm = np.asarray(confusion, dtype=np.float64)
     rows = cm.sum(axis=1, keepdims=True)
     norm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
     names = [c.replace("_", " ") for c in CLASSES]
-    fig = Figure(figsize=(9, 8), layout="constrained")
+    fig = _figure(figsize=(9, 8), layout="constrained")
     ax = fig.add_subplot()
     image = ax.imshow(norm, vmin=0.0, vmax=1.0, cmap="Blues")
     for i in range(norm.shape[0]):
@@ -218,26 +227,46 @@ def plot_confusion_matrix(confusion: np.ndarray, path: str | Path, title: str = 
     ax.set_yticks(range(len(names)), labels=names)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
-    ax.set_title(title)
+    ax.set_title(_with_run(title, run_id))
     fig.colorbar(image, ax=ax, fraction=0.046, label="fraction of the true class")
     return _save(fig, path)
 
 
-def plot_device_accuracy(metrics: Mapping[str, Any], path: str | Path, title: str = "Accuracy per device") -> Path:
-    """Bar chart of accuracy per device, coloured by device group, with each group's (micro) mean as a line."""
+def _with_run(title: str, run_id: Optional[str]) -> str:
+    """A picture's title naming the run it shows (pictures get copied around without their folder)."""
+    return f"{title}: run {run_id}" if run_id else title
+
+
+def accuracy_limits(values: Sequence[float], pad: float = 3.0) -> tuple[float, float]:
+    """A y-range (percent) around the finite `values` with some room, within 0-100: differences of a few points
+    stay visible instead of being flattened by a 0-100 axis."""
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return 0.0, 100.0
+    low, high = min(finite), max(finite)
+    span = max(high - low, 2.0)
+    return max(0.0, low - span * 0.15 - pad), min(100.0, high + span * 0.15 + pad)
+
+
+def plot_device_accuracy(metrics: Mapping[str, Any], path: str | Path, title: str = "Accuracy per device",
+                         run_id: Optional[str] = None) -> Path:
+    """Accuracy per device as dots coloured by device group, each group's (micro) mean as a dashed line over its
+    devices and the macro average as a dotted line. Values are printed under the device names, where no line
+    crosses them; the axis spans the data's range (a dot plot: no bar suggests a zero baseline)."""
     m = unprefixed(metrics)
     acc = np.array([100.0 * _number(m.get(f"acc.{d}")) for d in DEVICES])
-    fig = Figure(figsize=(8, 4.5), layout="constrained")
+    fig = _figure(figsize=(8, 4.8), layout="constrained")
     ax = fig.add_subplot()
     x = np.arange(len(DEVICES))
     colours = [GROUP_COLOURS.get(DEVICE_GROUPS[d], "grey") for d in DEVICES]
-    bars = ax.bar(x, np.nan_to_num(acc), color=colours, alpha=0.8)
-    for bar, value in zip(bars, acc):
-        ax.text(bar.get_x() + bar.get_width() / 2, (value if math.isfinite(value) else 0) + 1,
-                format_percent(value), ha="center", va="bottom", fontsize=8)
+    finite = np.isfinite(acc)
+    ax.vlines(x[finite], 0, acc[finite], colors=_colours_of(colours, finite), alpha=0.25, linewidth=6)
+    ax.scatter(x[finite], acc[finite], c=_colours_of(colours, finite), s=70, zorder=3)
+    means = []
     for group in GROUPS:
         idx = [i for i, d in enumerate(DEVICES) if DEVICE_GROUPS[d] == group]
         mean = 100.0 * _number(m.get(f"acc.{group}"))
+        means.append(mean)
         if math.isfinite(mean):
             ax.hlines(mean, idx[0] - 0.4, idx[-1] + 0.4, colors=GROUP_COLOURS.get(group, "grey"), linestyles="--",
                       label=f"{group}: {mean:.2f} %")
@@ -246,53 +275,78 @@ def plot_device_accuracy(metrics: Mapping[str, Any], path: str | Path, title: st
     macro = 100.0 * _number(m.get("macro_avg_acc"))
     if math.isfinite(macro):
         ax.axhline(macro, color="black", linewidth=0.8, linestyle=":", label=f"macro avg acc: {macro:.2f} %")
-    ax.set_xticks(x, labels=[d.upper() for d in DEVICES])
-    ax.set_ylim(0, 105)
+    ax.set_xticks(x, labels=[f"{d.upper()}\n{format_percent(v)}" for d, v in zip(DEVICES, acc)])
+    ax.set_xlim(-0.6, len(DEVICES) - 0.4)
+    ax.set_ylim(*accuracy_limits([*acc, *means, macro]))
     ax.set_ylabel("accuracy (%)")
-    ax.set_title(title)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=4, fontsize=8, frameon=False)
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_title(_with_run(title, run_id))
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=4, fontsize=8, frameon=False)
     return _save(fig, path)
 
 
+def _colours_of(colours: Sequence[str], keep: np.ndarray) -> list[str]:
+    """The colours of the kept (finite) points."""
+    return [c for c, k in zip(colours, keep) if k]
+
+
 def plot_training_curves(history: Mapping[str, Sequence[Any]], path: str | Path,
-                         title: str = "Training curves") -> Path:
-    """Loss (train/loss, val/loss), val/macro_avg_acc and lr per epoch; missing keys leave a panel empty."""
+                         title: str = "Training curves", run_id: Optional[str] = None) -> Path:
+    """Loss (train/loss, val/loss), val/macro_avg_acc and lr per epoch, epochs counted from 1 as in the logs;
+    validation runs every few epochs, so its points are joined over the epochs it ran; missing keys leave a
+    panel empty."""
     panels = [("loss", ["train/loss", "val/loss"], 1.0), ("macro avg acc (%)", ["val/macro_avg_acc"], 100.0),
               ("learning rate", ["lr"], 1.0)]
-    fig = Figure(figsize=(12, 3.8), layout="constrained")
+    fig = _figure(figsize=(12, 3.8), layout="constrained")
     axes = fig.subplots(1, len(panels))
+    epochs_logged = history.get("epoch")
     for ax, (ylabel, keys, scale) in zip(axes, panels):
         drawn = False
         for key in keys:
-            values = [_number(v) for v in (history.get(key) or [])]
-            if values:
-                ax.plot(np.arange(1, len(values) + 1), scale * np.asarray(values), marker=".", label=key)
+            values = np.asarray([_number(v) for v in (history.get(key) or [])], dtype=np.float64)
+            if not len(values):
+                continue
+            if epochs_logged is not None and len(epochs_logged) == len(values):
+                epochs = np.asarray([_number(e) for e in epochs_logged]) + 1  # history.csv counts from 0
+            else:
+                epochs = np.arange(1, len(values) + 1)
+            keep = np.isfinite(values)
+            if keep.any():
+                ax.plot(epochs[keep], scale * values[keep], marker="o" if keep.sum() < len(values) else ".",
+                        label=key)
                 drawn = True
         if drawn:
             ax.legend(fontsize=8)
         else:
             ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="grey")
         ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(_integer_ticks())
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
-    fig.suptitle(title)
+    fig.suptitle(_with_run(title, run_id))
     return _save(fig, path)
+
+
+def _integer_ticks() -> Any:
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(integer=True)
 
 
 def write_run_report(run_dir: str | Path, metrics: Mapping[str, Any], confusion: np.ndarray,
                      history: Optional[Mapping[str, Sequence[Any]]] = None, macs: Optional[int] = None,
                      params: Optional[int] = None, label: str = "this run",
-                     info_extra: Optional[Mapping[str, Any]] = None) -> dict[str, Path]:
-    """Everything of one run in `run_dir`: results.md, the three PNGs, and info.json when MACs and Params are
-    given. Returns the written paths by file name."""
+                     info_extra: Optional[Mapping[str, Any]] = None, run_id: Optional[str] = None) -> dict[str, Path]:
+    """Everything of one run in `run_dir`: results.md, the three PNGs (titled with `run_id`, default the folder's
+    name), and info.json when MACs and Params are given. Returns the written paths by file name."""
     run_dir = Path(run_dir)
+    run_id = run_id or run_dir.name
     written = {
         RESULTS_FILE: write_results_md(run_dir / RESULTS_FILE, metrics, confusion, label=label,
                                        title=f"Results: {run_dir.name}"),
-        CONFUSION_PNG: plot_confusion_matrix(confusion, run_dir / CONFUSION_PNG),
-        DEVICE_PNG: plot_device_accuracy(metrics, run_dir / DEVICE_PNG),
-        CURVES_PNG: plot_training_curves(history or {}, run_dir / CURVES_PNG),
+        CONFUSION_PNG: plot_confusion_matrix(confusion, run_dir / CONFUSION_PNG, run_id=run_id),
+        DEVICE_PNG: plot_device_accuracy(metrics, run_dir / DEVICE_PNG, run_id=run_id),
+        CURVES_PNG: plot_training_curves(history or {}, run_dir / CURVES_PNG, run_id=run_id),
     }
     if macs is not None and params is not None:
         written[INFO_FILE] = write_info_json(run_dir / INFO_FILE, metrics, macs, params, info_extra)

@@ -21,6 +21,7 @@ from typing import Optional
 
 import keras
 
+import asc_tf
 from asc_tf.config import Config
 from asc_tf.io import atomic_write_json, remove_stale_temporaries
 
@@ -120,7 +121,7 @@ def load_checkpoint(path: Path) -> keras.Model:
                            f"there is nothing to resume or evaluate; start a new run (and delete {run_dir})")
         raise RunError(f"{path} does not exist")
     try:
-        return keras.saving.load_model(path, compile=True)
+        return asc_tf.load_model(path, compile=True)
     except Exception as error:  # noqa: BLE001 (Keras raises many types for a damaged zip)
         raise RunError(f"{path}: cannot load the checkpoint ({type(error).__name__}: {error})") from None
 

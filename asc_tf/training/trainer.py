@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 import keras
-import numpy as np
 import pandas as pd
 import tensorflow as tf
 
 from asc_tf.config import Config
+from asc_tf.console import is_terminal
 from asc_tf.data.convert import convert_dataset
 from asc_tf.data.pipeline import corrupt_shard_error, make_dataset, split_shards
 from asc_tf.io import atomic_write_text
@@ -28,8 +28,11 @@ from asc_tf.model import build_model
 from asc_tf.training.evaluation import evaluate, write_evaluation
 from asc_tf.training.metrics import prefixed
 from asc_tf.training.optimizer import TorchAdamW
+from asc_tf.training.precision import float32_copy, network_policy, precision_label, wrap_optimizer
+from asc_tf.training.progress import EpochProgress, epoch_label
 from asc_tf.training.runs import Run, create_run, discard_unstarted, load_checkpoint, open_run, save_atomic
 from asc_tf.training.schedule import WarmupCosine, total_steps
+from asc_tf.training.seeding import reseed_layers
 
 log = logging.getLogger(__name__)
 
@@ -70,24 +73,6 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
 
 
 # ----------------------------------------------------------------------------------------------
-# Reproducibility
-
-
-def epoch_seed(seed: int, epoch: int) -> int:
-    return int(np.random.default_rng([seed, epoch, 7]).integers(2**31 - 1))
-
-
-def reseed_layers(model: keras.Model, seed: Optional[int], epoch: int) -> None:
-    """Reset every random layer's SeedGenerator to a state derived from (seed, epoch)."""
-    if seed is None:
-        return
-    for index, layer in enumerate(model._flatten_layers()):  # noqa: SLF001 (Keras' own layer walk)
-        generator = getattr(layer, "seed_generator", None)
-        if isinstance(generator, keras.random.SeedGenerator):
-            generator.state.assign(np.array([epoch_seed(seed, epoch), index], dtype=generator.state.dtype))
-
-
-# ----------------------------------------------------------------------------------------------
 # Model and optimizer
 
 
@@ -97,7 +82,8 @@ def compile_model(model: keras.Model, config: Config, steps: int) -> None:
     schedule = WarmupCosine(config.lr, config.warmup_steps, steps, dtype="float32")
     optimizer = TorchAdamW(learning_rate=schedule, weight_decay=config.weight_decay, beta_1=0.9, beta_2=0.999,
                            epsilon=1e-8)
-    model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    model.compile(optimizer=wrap_optimizer(optimizer, config.precision),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="acc")])
 
 
@@ -167,6 +153,17 @@ def _append_history(run: Run, row: dict[str, Any], epoch: int) -> pd.DataFrame:
     return history
 
 
+def _completed_epochs(model: keras.Model, run: Run, steps_per_epoch: int) -> int:
+    """Epochs in a checkpoint: from the optimizer's step counter; under float16 loss scaling, which does not count
+    the steps it skips on overflow, from history.csv (written right after each checkpoint)."""
+    if isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer):
+        if not run.history_file.exists():
+            return 0
+        epochs = pd.read_csv(run.history_file)["epoch"]
+        return int(epochs.max()) + 1 if len(epochs) else 0
+    return int(model.optimizer.iterations.numpy()) // steps_per_epoch
+
+
 def _qat_step(config: Config, run: Run, wandb_run: Any) -> dict[str, float]:
     """`--qat_epochs N`: quantization-aware fine-tuning into `<run>/qat/` (kept if a resumed run already has it)."""
     from asc_tf.qat import qat_artefact
@@ -180,10 +177,13 @@ def _qat_step(config: Config, run: Run, wandb_run: Any) -> dict[str, float]:
     return metrics
 
 
-def train(config: Config, *, verbose: int | str = "auto", progress: bool = True,
+def train(config: Config, *, verbose: int | str = 0, progress: bool = True,
           on_start: Optional[Callable[[Run], None]] = None) -> TrainResult:
     """Train a new run (or `config.resume` one) with upstream's recipe; returns the run and its metrics.
-    `on_start(run)` is called once the run directory exists (the command line prints the run id)."""
+    `on_start(run)` is called once the run directory exists (the command line prints the run id).
+    `progress`: a bar per epoch on a terminal, a line per epoch elsewhere; `verbose`: Keras' own fit output
+    (0, the default, leaves progress to `progress`)."""
+    config.check()
     if config.resume:  # the run's own configuration; only where to log and find runs come from the command line
         run = open_run(config, config.resume)
         config = run.load_config().replace(resume=config.resume, wandb=config.wandb, project_dir=config.project_dir)
@@ -193,30 +193,32 @@ def train(config: Config, *, verbose: int | str = "auto", progress: bool = True,
         keras.utils.set_random_seed(config.seed)
         tf.config.experimental.enable_op_determinism()
     strategy = make_strategy(config.strategy)
-    log.info("%s with %d replica(s); global batch %d", type(strategy).__name__, strategy.num_replicas_in_sync,
-             config.batch_size)
-    shards_dir = convert_dataset(config, progress=progress)
+    shards_dir = convert_dataset(config, progress=progress and is_terminal())  # else one line at the end
     split = f"split{config.subset}"
     _, clips, _ = split_shards(shards_dir, split, verify="size")
     steps_per_epoch = -(-clips // config.batch_size)
     if run is not None:
         with strategy.scope():
             model = load_checkpoint(run.last_checkpoint)
-        start_epoch = int(model.optimizer.iterations.numpy()) // steps_per_epoch
-        log.info("resuming run %s at epoch %d (step %d)", run.run_id, start_epoch, start_epoch * steps_per_epoch)
+        start_epoch = _completed_epochs(model, run, steps_per_epoch)
+        log.info("resuming run %s after epoch %d of %d (step %d)", run.run_id, start_epoch, config.n_epochs,
+                 start_epoch * steps_per_epoch)
     else:
         with strategy.scope():
-            model = build_model(config)
+            model = build_model(config, network_dtype=network_policy(config.precision))
             compile_model(model, config, total_steps(config.n_epochs, clips, config.batch_size))
         run = create_run(config)  # once the model builds: a bad configuration leaves no run folder
         start_epoch = 0
-    log.info("run %s in %s", run.run_id, run.path)
     if on_start is not None:
         on_start(run)
+    replicas = strategy.num_replicas_in_sync
+    log.info("training %d epoch(s) of %d steps (%d clips of %s, batch %d, %s%s)", config.n_epochs - start_epoch,
+             steps_per_epoch, clips, split, config.batch_size, precision_label(config.precision),
+             f", {type(strategy).__name__} over {replicas} replicas" if replicas > 1 else "")
     wandb_run, finished = None, False
     try:
         wandb_run = start_wandb(config, run, resume=bool(config.resume))
-        callbacks = [StepLogger(wandb_run)]
+        callbacks = [StepLogger(wandb_run), EpochProgress(config.n_epochs, steps_per_epoch, bar=progress and is_terminal())]
         for epoch in range(start_epoch, config.n_epochs):
             started = time.perf_counter()
             reseed_layers(model, config.seed, epoch)
@@ -230,15 +232,17 @@ def train(config: Config, *, verbose: int | str = "auto", progress: bool = True,
             last = epoch == config.n_epochs - 1
             if last or (config.val_every > 0 and (epoch + 1) % config.val_every == 0):
                 row.update(prefixed(evaluate(model, shards_dir, config).compute(), "val/"))
-                log.info("epoch %d: val/macro_avg_acc %.4f val/loss %.4f", epoch, row["val/macro_avg_acc"],
-                         row["val/loss"])
+                log.info("%s: val/macro_avg_acc %.4f val/loss %.4f", epoch_label(epoch, config.n_epochs),
+                         row["val/macro_avg_acc"], row["val/loss"])
             row["seconds"] = time.perf_counter() - started
             save_atomic(model, run.last_checkpoint)
             _append_history(run, row, epoch)
             if wandb_run is not None:
                 wandb_run.log({**row, "epoch": epoch}, step=row["step"])
-        save_atomic(model, run.final_model)
-        metrics = write_evaluation(model, run.path, shards_dir, config, run, wandb_run)
+        log.info("evaluating on the test split (float32 and float16)")
+        final = float32_copy(model, config)  # mixed-precision runs end as float32 models, like every other run
+        save_atomic(final, run.final_model)
+        metrics = write_evaluation(final, run.path, shards_dir, config, run, wandb_run)
         if config.qat_epochs > 0:
             metrics.update(_qat_step(config, run, wandb_run))
         finished = True
@@ -250,4 +254,3 @@ def train(config: Config, *, verbose: int | str = "auto", progress: bool = True,
         if not finished and not config.resume:  # failed before its first checkpoint: leave no dead run folder
             discard_unstarted(run)
     return TrainResult(run, metrics, shards_dir)
-

@@ -1,0 +1,173 @@
+"""The command lines: --help and the commands that need no TensorFlow never import it, TensorFlow's own lines are
+hidden unless --verbose, upstream's flags do what they say or are refused in one line, and imports point one way."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from asc_tf.config import Config, ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+TF_LINES = ("I0000", "E0000", "W0000", "oneDNN", "cudart", "cuInit", "absl::InitializeLog", "TensorSpec",
+            "XNNPACK")
+
+
+def run_light(argv: list[str], script: str | None = None, module: str | None = None, cwd: Path = REPO) -> dict:
+    """Run a command line in a fresh interpreter; returns its exit code, output and whether TensorFlow or Keras
+    was imported (sys.modules after the command: an import, not a timing)."""
+    target = f"runpy.run_path({str(REPO / script)!r}, run_name='__main__')" if script else \
+        f"runpy.run_module({module!r}, run_name='__main__', alter_sys=True)"
+    code = textwrap.dedent(f"""
+        import contextlib, io, json, runpy, sys
+        sys.path.insert(0, {str(REPO)!r})
+        sys.argv = ["cmd", *{argv!r}]
+        out, err = io.StringIO(), io.StringIO()
+        code = 0
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                {target}
+            except SystemExit as stop:
+                code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+        heavy = sorted(m for m in ("tensorflow", "keras", "tf_keras", "matplotlib") if m in sys.modules)
+        print(json.dumps({{"code": code, "out": out.getvalue(), "err": err.getvalue(), "heavy": heavy}}))
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("script, module", [
+    ("train.py", None), ("predict.py", None), ("export_tflite.py", None), (None, "asc_tf.complexity"),
+    (None, "asc_tf.report"), (None, "asc_tf.qat"), (None, "asc_tf.budget"), (None, "asc_tf.data.convert"),
+    (None, "asc_tf.edge"),
+])
+def test_help_never_imports_tensorflow(script, module):
+    result = run_light(["--help"], script=script, module=module)
+    assert result["code"] == 0 and "usage:" in result["out"]
+    assert "tensorflow" not in result["heavy"] and "keras" not in result["heavy"], result["heavy"]
+
+
+def test_tflite_audit_and_report_never_import_tensorflow(int8_export, tmp_path):
+    network = int8_export.path / int8_export.manifest["files"]["network"]["path"]
+    audit = run_light([str(network)], module="asc_tf.complexity")
+    assert audit["code"] == 0 and audit["out"].rstrip().splitlines()[-1].startswith("PASS")
+    assert audit["heavy"] == [] and audit["err"] == ""
+
+    from asc_tf.training.metrics import METRIC_NAMES
+    from asc_tf.training.report import write_info_json
+
+    metrics = {name: 0.5 for name in METRIC_NAMES}
+    for run in ("run1", "run2"):
+        write_info_json(tmp_path / run / "info.json", metrics, macs=1, params=2)
+    report = run_light([str(tmp_path / "run1"), str(tmp_path / "run2")], module="asc_tf.report")
+    assert report["code"] == 0 and "50.00 ± 0.00" in report["out"]
+    assert report["heavy"] == []
+
+
+def test_tensorflow_lines_only_with_verbose(tmp_path):
+    """Building a network imports TensorFlow: its start-up lines reach stderr only with --verbose."""
+    command = [sys.executable, "-m", "asc_tf.complexity", "--json"]
+    quiet = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert quiet.returncode == 0 and json.loads(quiet.stdout)["parameters"] == 61148
+    assert quiet.stderr == ""
+    loud = subprocess.run([*command, "--verbose"], capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert loud.returncode == 0 and any(marker in loud.stderr for marker in TF_LINES), loud.stderr[-500:]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--n_epochs", "0"], "error: --n_epochs must be at least 1, got 0"),
+    (["--precision", "16-true"], "error: --precision 16-true: choose one of 32, 32-true, 16-mixed, bf16-mixed"),
+    (["--batch_size", "0"], "error: --batch_size must be at least 1, got 0"),
+])
+def test_unusable_values_are_refused_in_one_line_leaving_nothing(flags, message, tmp_path):
+    result = run_light([*flags, "--project_dir", str(tmp_path / "project"), "--wandb", "disabled"],
+                       script="train.py", cwd=tmp_path)
+    assert result["code"] == 2 and result["out"] == ""
+    assert result["err"].strip().splitlines() == [result["err"].strip()] and result["err"].startswith(message)
+    assert "tensorflow" not in result["heavy"]
+    assert list(tmp_path.iterdir()) == []  # no run folder, no tfrecords
+
+
+def test_config_check_names_the_flag():
+    Config().check()
+    for name, value in (("n_epochs", 0), ("num_workers", 0), ("lr", 0.0), ("qat_epochs", -1)):
+        with pytest.raises(ConfigError, match=f"--{name} must"):
+            Config(**{name: value}).check()
+
+
+def test_help_texts_say_what_flags_really_do():
+    from train import build_parser
+
+    text = " ".join(build_parser().format_help().split())
+    assert "processes reading and resampling WAV files during conversion" in text and "AUTOTUNE" in text
+    assert "16-mixed / bf16-mixed" in text and "mixed_float16" in text
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """asc_tf module -> the asc_tf modules it imports, at module level or inside functions."""
+    modules = {}
+    for path in (REPO / "asc_tf").rglob("*.py"):
+        parts = path.relative_to(REPO).with_suffix("").parts
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph: dict[str, set[str]] = {name: set() for name in modules}
+    for name, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                targets = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+            elif isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            else:
+                continue
+            graph[name] |= {t for t in targets if t in modules and t != name}
+    return graph
+
+
+def test_imports_point_one_way():
+    """No import circle anywhere in asc_tf (budget <-> complexity and finetune <-> trainer were two)."""
+    graph = _import_graph()
+
+    def reaches(start: str, goal: str) -> bool:
+        seen, stack = set(), [start]
+        while stack:
+            node = stack.pop()
+            if node == goal:
+                return True
+            if node not in seen:
+                seen.add(node)
+                stack.extend(graph[node])
+        return False
+
+    circles = sorted((a, b) for a in graph for b in graph[a] if reaches(b, a))
+    assert circles == []
+    assert "asc_tf.training.seeding" in graph["asc_tf.qat.finetune"]
+    assert "asc_tf.export.architecture" in graph["asc_tf.budget"]
+
+
+def test_network_name_is_the_models():
+    from asc_tf import complexity
+    from asc_tf.model import cp_mobile
+
+    assert complexity.NETWORK_NAME == cp_mobile.NETWORK_NAME
+
+
+def test_converter_and_litert_lines_hidden(capfd):
+    """The converter's SavedModel dump (a TensorSpec line per variable) and LiteRT's XNNPACK INFO line are
+    printed by native code on file descriptors 1 and 2: hidden unless --verbose."""
+    from asc_tf.export import tflite
+    from asc_tf.export.runtime import TFLiteModel
+    from asc_tf.model import build_network
+
+    capfd.readouterr()
+    data = tflite.convert_network_fp16(build_network())
+    model = TFLiteModel(data)
+    assert model.input_shape == (1, 256, 65, 1)
+    out, err = capfd.readouterr()
+    for marker in TF_LINES:
+        assert marker not in out + err, marker
