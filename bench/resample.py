@@ -112,7 +112,8 @@ def main() -> None:
         print(f"  {name:16s} {wall:6.3f} ms wall, {cpu:6.3f} ms CPU per clip")
     (dw, dc), (bw, bc) = min(timings["dense (before)"]), min(timings["banded (after)"])
     print(f"  speed-up {dw / bw:.1f}x wall, {dc / bc:.1f}x CPU; max |banded - dense| {worst:.1e} on 20 clips")
-    print(f"conversion of synthetic {args.size} ({next(iter(rates.values()))[1]} clips, 1 worker, in process, best of 2):")
+    clip_count = next(iter(rates.values()))[1]
+    print(f"conversion of synthetic {args.size} ({clip_count} clips, 1 worker, in process, best of 2):")
     for name, (rate, _) in rates.items():
         print(f"  {name:16s} {rate:7.0f} clips/s")
 

@@ -55,7 +55,8 @@ class Network(nn.Module):
         strides = strides or {"b2": (1, 1), "b3": (1, 2), "b4": (2, 1)}
         base = make_divisible(base_channels)
         widths = [base] + [make_divisible(base * channels_multiplier ** s) for s in range(len(n_blocks))]
-        self.in_c = nn.Sequential(conv_norm_act(1, widths[0] // 4, 3, 2), conv_norm_act(widths[0] // 4, widths[0], 3, 2))
+        self.in_c = nn.Sequential(conv_norm_act(1, widths[0] // 4, 3, 2),
+                                  conv_norm_act(widths[0] // 4, widths[0], 3, 2))
         self.stages = nn.Sequential()
         count = 0
         for stage, blocks in enumerate(n_blocks):
