@@ -5,12 +5,16 @@ With `--bundle DIR` it times an export bundle (export_tflite.py --int8); without
 initialised baseline in memory first (calibrated on random audio: latency does not depend on
 the weights' values).
 
-    python bench/tflite_latency.py [--bundle DIR] [--clips 50] [--threads 1]
+    python bench/tflite_latency.py [--bundle DIR] [--clips 50] [--threads 1] [--save_bundle DIR]
+
+`--save_bundle DIR` keeps the random baseline's minimal int8 bundle (manifest + network) for
+`bench/upstream_latency.py`, which runs without TensorFlow.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -52,9 +56,11 @@ def main() -> None:
     parser.add_argument("--bundle", type=Path, help="an int8 export bundle (default: export a random baseline)")
     parser.add_argument("--clips", type=int, default=50)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--save_bundle", type=Path, help="keep the random baseline's int8 bundle in this new folder")
     args = parser.parse_args()
 
     from asc_tf.edge.frontend import LogMel
+    from asc_tf.export.interpreter import describe
     from asc_tf.export.runtime import TFLiteModel
 
     if args.bundle:
@@ -66,9 +72,14 @@ def main() -> None:
     else:
         import tempfile
 
+        if args.save_bundle and args.save_bundle.exists():
+            parser.error(f"{args.save_bundle} exists: give a new folder")
         frontend_bytes, network_bytes = random_baseline()
         frontend_tflite = TFLiteModel(frontend_bytes, args.threads)
-        edge = _edge_of(network_bytes, args.threads, Path(tempfile.mkdtemp()))
+        folder = Path(tempfile.mkdtemp())
+        edge = _edge_of(network_bytes, args.threads, folder)
+        if args.save_bundle:
+            shutil.move(str(folder), str(args.save_bundle))  # the bundle was written whole in `folder`
         source = "random baseline (exported here)"
     numpy_frontend = edge.frontend
     assert isinstance(numpy_frontend, LogMel)
@@ -78,13 +89,38 @@ def main() -> None:
     front_tflite = median_ms(lambda w: frontend_tflite(w[None]), waveforms)
     network = median_ms(edge.network_logits, mels)
     total = median_ms(edge.predict, waveforms)
-    worst = max(float(np.max(np.abs(numpy_frontend(w) - frontend_tflite(w[None])[0, ..., 0]))) for w in waveforms[:10])
-    print(f"{args.threads} thread(s), {source}, median of {args.clips} clips; {machine()}")
+    agreement = frontend_agreement(numpy_frontend, lambda w: frontend_tflite(w[None])[0, ..., 0])
+    print(f"{args.threads} thread(s), {source}, median of {args.clips} clips; interpreter {describe()}; {machine()}")
     print(f"  front end, numpy (edge runtime)        {front_numpy:7.2f} ms per clip   (target <= 1.0)")
     print(f"  front end, TFLite model (LiteRT)       {front_tflite:7.2f} ms per clip")
     print(f"  network, int8 (LiteRT)                 {network:7.2f} ms per clip")
     print(f"  total, edge runtime (numpy + int8)     {total:7.2f} ms per clip   (target <= 1.6)")
-    print(f"  numpy vs TFLite front end: max |log-mel difference| {worst:.1e} on 10 clips")
+    print(f"  numpy vs TFLite front end on {agreement['clips']} clips at -10..-80 dBFS (noise; tones over noise): "
+          f"max |log-mel difference| {agreement['loud']:.1e} where log-mel >= -4, {agreement['quiet']:.1e} below "
+          f"(largest at log-mel {agreement['at_value']:.1f}, band {agreement['at_band']}); max |mel difference| "
+          f"{agreement['relative']:.1e} of the clip's loudest band")
+
+
+def frontend_agreement(numpy_frontend, tflite_frontend) -> dict:
+    """How far the numpy front end is from the TFLite one, by log-mel level, on loud to very quiet clips."""
+    rng = np.random.default_rng(2)
+    t = np.arange(32000) / 32000
+    clips = []
+    for level in range(-10, -90, -10):
+        a = 10 ** (level / 20)
+        for k in range(3):
+            clips.append(a * rng.normal(size=32000))
+            clips.append(a * np.sin(2 * np.pi * (200 + 800 * k) * t) + 0.01 * a * rng.normal(size=32000))
+    values, diffs, relative = [], [], 0.0
+    for clip in clips:
+        x, y = numpy_frontend(clip.astype(np.float32)), tflite_frontend(clip.astype(np.float32))
+        values.append(x)
+        diffs.append(np.abs(x - y))
+        relative = max(relative, float(np.abs(np.exp(x) - np.exp(y)).max() / np.exp(x).max()))
+    v, d = np.stack(values), np.stack(diffs)
+    where = np.unravel_index(int(d.argmax()), d.shape)
+    return {"clips": len(clips), "loud": float(d[v >= -4].max()), "quiet": float(d[v < -4].max()),
+            "at_value": float(v[where]), "at_band": int(where[1]), "relative": relative}
 
 
 def _edge_of(network: bytes, threads: int, folder: Path):

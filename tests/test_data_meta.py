@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import shutil
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import pytest
 from asc_tf.data import meta as meta_mod
 from asc_tf.data import resample
 from asc_tf.data.meta import CLASSES, DEVICE_GROUPS, DEVICES, MetadataError, device_from_filename, read_meta
-from asc_tf.data.resample import sinc_kernel
+from asc_tf.data.resample import banded_kernel, sinc_kernel
 from asc_tf.data.splits import (SplitFilesMissing, ensure_split_files, load_splits, resolve_split_dir,
                                 tier_files, tiers_of)
 
@@ -164,6 +166,43 @@ def test_resampler_handles_any_integer_rates(orig, new, length):
     expected = np.sin(2 * np.pi * 1000 * np.arange(out.size) / new)
     middle = slice(out.size // 4, 3 * out.size // 4)  # away from the zero-padded edges
     assert np.abs(out[middle] - expected[middle]).max() < 2e-3
+
+
+def _dense_resample(x: np.ndarray, orig_sr: int, new_sr: int) -> np.ndarray:
+    """The dense polyphase product (upstream's conv1d over the whole kernel), the banded one's reference."""
+    gcd = math.gcd(orig_sr, new_sr)
+    orig, new = orig_sr // gcd, new_sr // gcd
+    kernel, width = sinc_kernel(orig, new)
+    flat = np.asarray(x, np.float32).reshape(-1, x.shape[-1])
+    padded = np.pad(flat, ((0, 0), (width, width + orig)))
+    frames = np.lib.stride_tricks.sliding_window_view(padded, kernel.shape[1], axis=-1)[:, ::orig]
+    out = (frames.astype(np.float64) @ kernel.T.astype(np.float64)).reshape(flat.shape[0], -1)
+    target = math.ceil(new * x.shape[-1] / orig)
+    return out[:, :target].reshape(*x.shape[:-1], target)
+
+
+def test_banded_kernel_keeps_every_nonzero_tap():
+    kernel, _ = sinc_kernel(441, 320)
+    blocks, _, _ = banded_kernel(441, 320)
+    rebuilt = np.zeros_like(kernel)
+    for b in blocks:
+        rebuilt[b.first:b.stop, b.lo:b.hi] = b.weights.T
+    assert np.array_equal(rebuilt, kernel)
+    assert 16 <= (kernel != 0).sum(axis=1).max() <= 17  # the band the dense product multiplied in full
+    assert sum(b.weights.size for b in blocks) < kernel.size / 7
+
+
+@pytest.mark.parametrize("orig, new, length", [(44100, 32000, 44100), (48000, 32000, 48000), (16000, 32000, 1000),
+                                               (44100, 32000, 441001), (22050, 32000, 7), (8000, 44100, 3)])
+def test_banded_resampler_equals_dense_product(golden, orig, new, length):
+    rng = np.random.default_rng(length)
+    inputs = [rng.uniform(-1, 1, (2, 3, length)).astype(np.float32)]
+    if (orig, new, length) == (44100, 32000, 44100):
+        inputs.append(golden["waveform_44k"])
+    for x in inputs:
+        out = resample(x, orig, new)
+        assert out.dtype == np.float32
+        assert np.abs(out - _dense_resample(x, orig, new)).max() <= 1e-6
 
 
 def test_resampler_rejects_bad_rates():

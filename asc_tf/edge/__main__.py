@@ -36,6 +36,16 @@ class _LowerCaseLevel(logging.Formatter):
         return f"{record.levelname.lower()}: {record.getMessage()}"
 
 
+def _version() -> str:
+    """Package, TFLite interpreter backend (LiteRT or tflite_runtime) and numeric library versions."""
+    import scipy
+
+    from asc_tf import __version__
+    from asc_tf.export.interpreter import describe
+
+    return f"asc-tf {__version__}, interpreter {describe()}, numpy {np.__version__}, scipy {scipy.__version__}"
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m asc_tf.edge", description=__doc__.split("\n\n")[0])
     parser.add_argument("bundle", help="an export bundle folder (export_tflite.py)")
@@ -43,6 +53,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                         "standard input at the bundle's sample rate")
     parser.add_argument("--threads", type=int, default=1, help="LiteRT threads (default 1)")
     parser.add_argument("--latency", action="store_true", help="also print the milliseconds spent per clip")
+    parser.add_argument("--version", action="version", version=_version())
     args = parser.parse_args(argv)
     handler = logging.StreamHandler()
     handler.setFormatter(_LowerCaseLevel())

@@ -1,4 +1,5 @@
-"""Running exported models with LiteRT (`ai-edge-litert`), the runtime a Raspberry Pi installs.
+"""Running exported models with LiteRT (`ai-edge-litert`), the runtime a Raspberry Pi installs (on 32-bit Arm,
+`tflite-runtime`'s interpreter instead: `asc_tf.export.interpreter`).
 
 `TFLiteModel` hides quantization: it takes and returns float arrays and (de)quantizes at an int8 boundary
 exactly as a firmware would; `ExportedClassifier` chains the float front end and the network.
@@ -11,7 +12,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
-from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+from asc_tf.export.interpreter import Interpreter, OpResolverType
 
 from asc_tf.console import quiet_stderr
 
