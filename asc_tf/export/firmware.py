@@ -269,16 +269,31 @@ Constant memory of the front end: mel arrays {mel.nbytes():,} bytes (`asc_mel_fi
 `asc_mel_offset`, `asc_mel_weights`; dense it would be {4 * (half + 1) * config.n_mels:,} bytes), window
 {window.nbytes:,} bytes.
 All constants are in `asc_frontend.h`; `asc_tf.export.firmware.reference_log_mel` is this recipe in numpy.
+
+## Build
+
+This folder also holds the project's firmware (`Makefile`, `src/`, `platform/`; see `BUILD.md`), which computes
+the recipe above streamed, in C, and runs the network under TensorFlow Lite Micro (`TFLM_DIR`, see `config.mk`):
+
+    make TARGET=host                # or cortex-m4 | cortex-m7 | cortex-m55 (arm-none-eabi-gcc); KERNELS=reference
+    make run TARGET=cortex-m4 CLIPS="a.wav b.wav"   # under qemu-system-arm (16-bit PCM mono 32 kHz WAV clips)
 """
 
 
 def write_firmware(out_dir: Path, model: bytes, config: Config, input_q: tuple[float, int],
                    output_q: tuple[float, int], classes: list[str], arena_bytes: int | None) -> list[str]:
-    """Write the C files and README into `out_dir` (atomic writes); returns their names."""
-    files = {**network_c_files(model), **frontend_c_files(config, *input_q, *output_q, classes),
+    """Write the C files, README and (from a checkout) the project's firmware sources into `out_dir` (atomic
+    writes), so that `make -C out_dir TARGET=cortex-m4` builds this export; returns the file names."""
+    from asc_tf.export.firmware_build import ship_sources
+
+    files = {**network_c_files(model, arena_bytes=arena_bytes),
+             **frontend_c_files(config, *input_q, *output_q, classes),
              "README.md": firmware_readme(config, *input_q, *output_q, arena_bytes)}
     for name, text in files.items():
         atomic_write_text(out_dir / name, text)
+    shipped = ship_sources(out_dir)
+    if not shipped:
+        log.warning("firmware: the project's firmware/ sources were not found: only the C arrays were written")
     _, mel = frontend_arrays(config)
     log.info("firmware: mel arrays %d bytes (%d bands, %d weights)", mel.nbytes(), mel.n_mels, len(mel.weights))
-    return sorted(files)
+    return sorted(set(files) | set(shipped))

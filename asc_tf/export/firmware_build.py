@@ -23,7 +23,7 @@ TARGETS = ("host", "cortex-m4", "cortex-m7", "cortex-m55")
 KERNELS = ("cmsis_nn", "reference")
 QEMU_MACHINES = {"cortex-m4": "mps2-an386", "cortex-m7": "mps2-an500", "cortex-m55": "mps3-an547"}
 CLOCKS_MHZ = (168, 480)  # the parts the issue asks about: an STM32F4-class M4 and an STM32H7-class M7
-SHIPPED = ("Makefile", "README.md", "src", "platform")  # what an export bundle's firmware/ receives
+SHIPPED = {"Makefile": "Makefile", "README.md": "BUILD.md", "src": "src", "platform": "platform"}  # -> bundle
 
 
 class FirmwareError(RuntimeError):
@@ -54,14 +54,14 @@ def ship_sources(out_dir: Path, tflm_dir: Optional[Path] = None) -> list[str]:
     if not (FIRMWARE_SOURCE / "Makefile").is_file():
         return []
     names = []
-    for name in SHIPPED:
+    for name, target in SHIPPED.items():
         source = FIRMWARE_SOURCE / name
         if source.is_dir():
-            shutil.copytree(source, out_dir / name, dirs_exist_ok=True)
-            names += [str(p.relative_to(out_dir)) for p in sorted((out_dir / name).rglob("*")) if p.is_file()]
+            shutil.copytree(source, out_dir / target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("build"))
+            names += [str(p.relative_to(out_dir)) for p in sorted((out_dir / target).rglob("*")) if p.is_file()]
         elif source.is_file():
-            shutil.copy2(source, out_dir / name)
-            names.append(name)
+            shutil.copy2(source, out_dir / target)
+            names.append(target)
     tflm = tflm_dir or default_tflm_dir()
     text = "# Written by export_tflite.py: where TFLite Micro was found at export (override: make TFLM_DIR=...)\n"
     text += f"TFLM_DIR ?= {tflm}\n" if tflm else "# TFLM_DIR was not found at export: pass it to make\n"
@@ -206,3 +206,102 @@ def memory_from_map(map_path: Path) -> dict[str, int]:
     if model:
         sizes["model_rodata"] = int(model[1], 16)
     return sizes
+
+
+def write_clips(waveforms: Sequence[np.ndarray], out_dir: Path, sample_rate: int = 32000) -> list[Path]:
+    """Float clips (full scale 1.0) as the 16-bit PCM WAV files the firmware reads."""
+    import soundfile as sf
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, wave in enumerate(waveforms):
+        pcm = np.clip(np.round(np.asarray(wave, np.float64) * 32768.0), -32768, 32767).astype(np.int16)
+        path = out_dir / f"clip{i:04d}.wav"
+        sf.write(str(path), pcm, sample_rate, subtype="PCM_16", format="WAV")
+        paths.append(path)
+    return paths
+
+
+def op_table(run_result: FirmwareRun, network: bytes) -> list[dict]:
+    """Per op of the network, measured on the target: op, shapes, MACs (the audit's), instructions (mean over
+    the clips, from the timer and its calibration), instructions per MAC."""
+    from asc_tf.export.audit import audit_tflite
+
+    rows = audit_tflite(network).rows
+    scale = run_result.instructions_per_tick or 1.0
+    ops = np.mean([c.ops for c in run_result.clips], axis=0) * scale
+    table = []
+    for row, shapes, instructions in zip(rows, run_result.op_shapes, ops):
+        table.append({"op": row.op, "shapes": shapes, "macs": int(row.macs), "instructions": int(round(instructions)),
+                      "instructions_per_mac": round(float(instructions) / row.macs, 3) if row.macs else None})
+    return table
+
+
+def measure(model_dir: Path, clips: Sequence[Path], network: bytes, target: str = "cortex-m4",
+            kernels: Optional[str] = None, work_dir: Optional[Path] = None, smallest_arena: bool = True,
+            source: Path = FIRMWARE_SOURCE) -> dict:
+    """Build, find the smallest arena on the target, rebuild with it, run `clips` and return the figures:
+    flash/RAM (linker map), arena, stack/heap high-water marks, instructions (Cortex-M: QEMU -icount) of the
+    front end, the network and each op, and what a 168 / 480 MHz part needs per clip at one instruction a cycle."""
+    kernels = kernels or ("reference" if target == "host" else "cmsis_nn")
+    work = Path(work_dir or tempfile.mkdtemp(prefix="asc_fw_measure_"))
+    image = build(model_dir, target, kernels, work / f"{target}-{kernels}", source=source)
+    arena = None
+    if smallest_arena:
+        searched = run(image, target, clips[:1], arena_search=True)
+        arena = searched.arena_search
+        image = build(model_dir, target, kernels, work / f"{target}-{kernels}-arena", arena_bytes=arena,
+                      source=source)
+    result = run(image, target, clips)
+    if result.returncode != 0 or len(result.clips) != len(clips):
+        raise FirmwareError(f"{target}: the firmware failed on the clips: {result.errors[:3]}")
+    scale = result.instructions_per_tick
+    unit = "instructions" if scale else "ns"
+    scale = scale or 1.0
+    frontend = float(np.mean([c.frontend for c in result.clips])) * scale
+    network_total = float(np.mean([c.network for c in result.clips])) * scale
+    figures = {"target": target, "kernels": kernels, "machine": QEMU_MACHINES.get(target, "host"),
+               "clips": len(result.clips), "unit": unit,
+               "frontend": int(round(frontend)), "network": int(round(network_total)),
+               "frontend_share_of_network": round(frontend / network_total, 4),
+               "arena": result.memory, "smallest_arena": arena,
+               "ops": op_table(result, network)}
+    if target != "host":
+        figures["memory"] = memory_from_map(image.with_suffix(".map"))
+        figures["instructions_per_tick"] = round(result.instructions_per_tick or 0.0, 4)
+        figures["estimate_ms_per_clip"] = {f"{mhz}MHz": round((frontend + network_total) / (mhz * 1e3), 2)
+                                           for mhz in CLOCKS_MHZ}
+    return figures
+
+
+def record_in_manifest(bundle_dir: Path, record: dict) -> None:
+    """Store measured firmware figures under the manifest's `firmware` key (atomic write)."""
+    import json
+
+    from asc_tf.io import atomic_write_json
+
+    path = Path(bundle_dir) / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["firmware"] = record
+    atomic_write_json(path, manifest)
+
+
+def measure_export(bundle_dir: Path, network: bytes, shards_dir: Path, config, clips: int = 4) -> dict:
+    """Cortex-M4 + CMSIS-NN figures of a written int8 bundle on `clips` dev-test clips, recorded in its manifest
+    (or why they were not measured)."""
+    import platform as host
+
+    from asc_tf.data.pipeline import make_dataset
+
+    reason = missing_tools("cortex-m4")
+    if reason:
+        record = {"measured": None, "skipped": reason}
+    else:
+        waves = next(iter(make_dataset(shards_dir, "test", config, training=False, batch_size=clips)))[0].numpy()
+        with tempfile.TemporaryDirectory(prefix="asc_fw_export_") as tmp:
+            paths = write_clips(list(waves), Path(tmp) / "clips", config.sample_rate)
+            figures = measure(Path(bundle_dir) / "firmware", paths, network, "cortex-m4", "cmsis_nn", Path(tmp))
+        record = {"measured": "export_tflite.py --firmware_figures (QEMU -icount shift=0: instructions, not cycles)",
+                  "machine": f"{host.machine()} {host.processor()}", "clips": len(paths), "figures": [figures]}
+    record_in_manifest(bundle_dir, record)
+    return record
