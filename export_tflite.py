@@ -44,6 +44,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="training-split clips calibrating the int8 network (default: 200)")
     parser.add_argument("--tflm_clips", type=int, default=4, help="clips run under TFLite Micro (default: 4)")
     parser.add_argument("--skip_accuracy", action="store_true", help="do not evaluate on the dev-test split")
+    parser.add_argument("--firmware_figures", action="store_true",
+                        help="int8: build firmware/ for Cortex-M4 (CMSIS-NN), run 4 dev-test clips under QEMU and "
+                             "record flash, RAM, arena and instructions in the manifest (arm-none-eabi-gcc, qemu)")
     console.add_verbose_flag(parser)
     args = parser.parse_args(argv)
     if not getattr(args, "ckpt_id", None):
@@ -61,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     config = from_args(args)
     options = ExportOptions(precision=args.precision or "int8", out=args.out, overwrite=args.overwrite,
                             keep_over_limit=args.keep_over_limit, representative_size=args.representative_size,
-                            tflm_clips=args.tflm_clips, skip_accuracy=args.skip_accuracy)
+                            tflm_clips=args.tflm_clips, skip_accuracy=args.skip_accuracy,
+                            firmware_figures=args.firmware_figures)
     overrides = {name: getattr(args, name) for name in DATA_FLAGS if hasattr(args, name)}
     use_qat = False if options.precision == "fp16" else args.use_qat  # QAT concerns the int8 network only
     try:
@@ -81,6 +85,11 @@ def main(argv: list[str] | None = None) -> int:
               + f"; top-1 agreement {accuracy['top1_agreement']:.4f}")
     if "arena_bytes" in result.manifest["tflm"]:
         print(f"TFLite Micro arena: {result.manifest['tflm']['arena_bytes']:,} bytes")
+    figures = (result.manifest.get("firmware") or {}).get("figures")
+    if figures:
+        f = figures[0]
+        print(f"firmware {f['target']} {f['kernels']}: flash {f['memory']['flash']:,} B, RAM {f['memory']['ram']:,} B, "
+              f"{f['frontend'] + f['network']:,} instructions per clip")
     print(f"bundle: {result.path}")
     return 0
 

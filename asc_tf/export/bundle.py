@@ -57,6 +57,7 @@ class ExportOptions:
     representative_size: int = 200  # training-split clips calibrating the int8 network
     tflm_clips: int = 4
     skip_accuracy: bool = False
+    firmware_figures: bool = False  # int8: build the firmware for Cortex-M4 and measure it under QEMU (minutes)
 
 
 @dataclass
@@ -171,6 +172,11 @@ def export_bundle(source: Source, options: ExportOptions) -> ExportResult:
     manifest = _manifest(source, options, files, audit, accuracy, tflm_section, classifier, len(representative))
     manifest["quantization"] = quantization
     _write(out, options, files, audit, manifest, config, net_in, net_out, tflm_section.get("arena_bytes"))
+    if options.precision == "int8" and options.firmware_figures:
+        from asc_tf.export.firmware_build import measure_export
+
+        manifest["firmware"] = measure_export(out, network_bytes, shards or _shards(config, "the firmware figures"),
+                                              config)
     log.info("bundle written to %s", out)
     return ExportResult(out, manifest, audit, files, report)
 
@@ -212,6 +218,9 @@ def _manifest(source: Source, options: ExportOptions, files: dict[str, bytes], a
                        "end_to_end_float32": {"parameter_bytes": e2e.parameter_bytes, "macs": e2e.macs}},
         "accuracy": accuracy,
         "tflm": tflm_section,
+        "firmware": ({"measured": None, "how": "export_tflite.py --int8 --firmware_figures, or python "
+                      "bench/firmware.py --bundle DIR --audio CLIPS --update_manifest"}
+                     if options.precision == "int8" else None),
     }
 
 

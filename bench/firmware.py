@@ -1,0 +1,120 @@
+"""Figures of the firmware (firmware/) measured by the firmware itself: flash and RAM per target from the linker
+map, the smallest tensor arena that runs, and instructions per clip under QEMU -icount (front end, network,
+each op; CMSIS-NN against TFLite Micro's reference kernels), with what a 168 / 480 MHz part would need.
+
+    python bench/firmware.py --bundle exports/<id>_int8 --audio DIR [--clips 8] [--targets cortex-m4,...]
+                             [--kernels cmsis_nn,reference] [--json out.json] [--update_manifest]
+
+Clips: the first --clips audio files of --audio (any rate: resampled to 32 kHz as the edge runtime does, stored
+as 16-bit WAV). Instructions are QEMU's instruction count (-icount shift=0), not cycles: the cycle estimates
+assume one instruction per cycle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.pipeline import machine  # noqa: E402
+
+
+def load_waveforms(audio: Path, clips: int) -> list:
+    from asc_tf.edge.audio import read_clips
+
+    files = sorted(p for p in audio.rglob("*") if p.suffix.lower() in (".wav", ".flac"))[:clips]
+    if not files:
+        raise SystemExit(f"error: {audio}: no .wav/.flac files")
+    return [read_clips(f, 32000, 32000)[0] for f in files]
+
+
+def format_report(figures: list[dict]) -> str:
+    """Markdown: memory and instructions per target/kernels, then the per-op table of the first Cortex-M run."""
+    lines = ["| target (QEMU machine) | kernels | flash B | RAM B | arena B (smallest) | stack B | front end | "
+             "network | front end / network | 168 MHz ms | 480 MHz ms |", "|" + "---|" * 11]
+    for f in figures:
+        mem = f.get("memory", {})
+        est = f.get("estimate_ms_per_clip", {})
+        lines.append(f"| {f['target']} ({f['machine']}) | {f['kernels']} | {mem.get('flash', '-'):,} | "
+                     f"{mem.get('ram', '-'):,} | {f['arena']['arena']:,} | {f['arena'].get('stack_used', 0):,} | "
+                     f"{f['frontend']:,} {f['unit']} | {f['network']:,} | {f['frontend_share_of_network']:.1%} | "
+                     f"{est.get('168MHz', '-')} | {est.get('480MHz', '-')} |")
+    by_key = {(f["target"], f["kernels"]): f for f in figures}
+    for (target, kernels), f in by_key.items():
+        if kernels == "reference" and (target, "cmsis_nn") in by_key:
+            ratio = f["network"] / by_key[(target, "cmsis_nn")]["network"]
+            lines.append(f"\n{target}: the reference kernels take {ratio:.2f}x the instructions of CMSIS-NN")
+    first = next((f for f in figures if f["target"] != "host"), figures[0])
+    other = by_key.get((first["target"], "reference" if first["kernels"] == "cmsis_nn" else "cmsis_nn"))
+    lines += ["", f"Per op on {first['target']} ({first['kernels']}" + (f"; {other['kernels']} beside it)" if other
+                                                                        else ")"),
+              "", "| # | op | shapes (inputs -> output) | MACs | instructions | instr/MAC |"
+              + (f" {other['kernels']} instructions | instr/MAC |" if other else ""),
+              "|---|---|---|---|---|---|" + ("---|---|" if other else "")]
+    for i, row in enumerate(first["ops"]):
+        cells = f"| {i} | {row['op']} | {row['shapes']} | {row['macs']:,} | {row['instructions']:,} | " \
+                f"{row['instructions_per_mac'] if row['instructions_per_mac'] is not None else '-'} |"
+        if other:
+            o = other["ops"][i]
+            cells += f" {o['instructions']:,} | {o['instructions_per_mac'] if o['instructions_per_mac'] else '-'} |"
+        lines.append(cells)
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bundle", type=Path, required=True, help="an int8 export bundle (export_tflite.py --int8)")
+    parser.add_argument("--audio", type=Path, required=True, help="folder of audio clips to run")
+    parser.add_argument("--clips", type=int, default=8)
+    parser.add_argument("--targets", default="cortex-m4,cortex-m7,cortex-m55")
+    parser.add_argument("--kernels", default="cmsis_nn,reference")
+    parser.add_argument("--json", type=Path, help="write the figures here too")
+    parser.add_argument("--update_manifest", action="store_true", help="record the figures in the bundle's manifest")
+    args = parser.parse_args()
+
+    from asc_tf.export import firmware_build as fw
+
+    manifest = json.loads((args.bundle / "manifest.json").read_text())
+    network = (args.bundle / manifest["files"]["network"]["path"]).read_bytes()
+    waves = load_waveforms(args.audio, args.clips)
+    figures = []
+    with tempfile.TemporaryDirectory(prefix="asc_fw_bench_") as tmp:
+        clips = fw.write_clips(waves, Path(tmp) / "clips")
+        for target in args.targets.split(","):
+            reason = fw.missing_tools(target)
+            if reason:
+                print(f"skipped {target}: {reason}", file=sys.stderr)
+                continue
+            for kernels in args.kernels.split(","):
+                if target == "host" and kernels == "cmsis_nn":
+                    continue
+                try:
+                    figures.append(fw.measure(args.bundle / "firmware", clips, network, target, kernels,
+                                              Path(tmp) / "build"))
+                except fw.FirmwareError as error:
+                    print(f"error: {target} {kernels}: {error}", file=sys.stderr)
+                    return 1
+    qemu = subprocess.run(["qemu-system-arm", "--version"], capture_output=True, text=True).stdout.split("\n")[0]
+    record = {"measured": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "how": "python bench/firmware.py (QEMU -icount shift=0: instructions, not cycles)",
+              "machine": machine(), "qemu": qemu, "clips": len(waves), "figures": figures}
+    print(f"machine: {record['machine']}; {qemu}; {len(waves)} clips\n")
+    print(format_report(figures))
+    if args.json:
+        from asc_tf.io import atomic_write_json
+
+        atomic_write_json(args.json, record)
+    if args.update_manifest:
+        fw.record_in_manifest(args.bundle, record)
+        print(f"\nrecorded in {args.bundle / 'manifest.json'} (key 'firmware')")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
