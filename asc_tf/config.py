@@ -135,6 +135,9 @@ class Config:
                          choices=("auto", "one_device", "mirrored", "multiworker"))
     val_every: int = _opt(1, "validate on the test split every N epochs (upstream: 1; 0 = only at the end)")
     demo: bool = _opt(False, "make the synthetic dataset and train a short run end to end")
+    synthetic_difficulty: str = _opt("tau", "profile of the synthetic dataset the demo and the experiments make "
+                                     "(tau: as hard as TAU 2022 Mobile; easy: learnt in seconds)",
+                                     choices=("tau", "easy"))
     qat_epochs: int = _opt(0, "after float training, quantization-aware fine-tuning epochs (tfmot on a tf_keras "
                            "twin; 0 = none); export_tflite.py --int8 then exports the QAT network")
 

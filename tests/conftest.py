@@ -38,11 +38,12 @@ def golden_meta() -> dict:
 
 @pytest.fixture(scope="session")
 def synthetic_root(tmp_path_factory) -> Path:
-    """The tiny synthetic dataset (development + evaluation folders), made once per session."""
+    """The tiny synthetic dataset (development + evaluation folders) in the easy profile (a model learns it in
+    seconds, so tests comparing predictions can fail for real), made once per session."""
     from asc_tf.data import synthetic
 
     root = tmp_path_factory.mktemp("synthetic")
-    synthetic.generate(root, seed=0, size="tiny")
+    synthetic.generate(root, seed=0, size="tiny", difficulty="easy")
     return root
 
 

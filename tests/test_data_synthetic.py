@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pandas as pd
+import pytest
 import soundfile as sf
 
 from asc_tf.data import synthetic
@@ -66,8 +67,8 @@ def _tree_digest(root) -> str:
 
 
 def test_deterministic_for_a_seed(synthetic_root, tmp_path):
-    synthetic.generate(tmp_path / "same", seed=0, size="tiny")
-    synthetic.generate(tmp_path / "other", seed=1, size="tiny")
+    synthetic.generate(tmp_path / "same", seed=0, size="tiny", difficulty="easy")
+    synthetic.generate(tmp_path / "other", seed=1, size="tiny", difficulty="easy")
     assert _tree_digest(tmp_path / "same") == _tree_digest(synthetic_root)
     assert _tree_digest(tmp_path / "other") != _tree_digest(synthetic_root)
 
@@ -90,7 +91,7 @@ def _band_energies(path) -> np.ndarray:
 def test_scenes_learnable_from_spectra_but_devices_matter(tmp_path):
     """A linear classifier on band energies learns the scenes well above chance, yet not perfectly, and
     it does worse on the unseen devices than on device a: the device mismatch is real."""
-    root = synthetic.generate(tmp_path, seed=3, size="small")["development"]
+    root = synthetic.generate(tmp_path, seed=3, size="small", difficulty="easy")["development"]
     meta = read_meta(root / "meta.csv").set_index("filename")
     splits = load_splits(meta.reset_index(), root / "split_setup")
     x_train = np.stack([_band_energies(root / f) for f in splits["split100"]])
@@ -103,3 +104,66 @@ def test_scenes_learnable_from_spectra_but_devices_matter(tmp_path):
     device = meta.loc[splits["test"], "device"].to_numpy()
     assert 0.4 < correct.mean() < 0.98, correct.mean()
     assert correct[device == "a"].mean() > correct[np.isin(device, ["s4", "s5", "s6"])].mean()
+
+
+# ---------------------------------------------------------------------------------------------- tau profile
+TAU_TEST_SIZE = synthetic.Size(1, 1, 1, 1, 2, 0.5, 3)  # 30 recordings of 2 s: quick, all parts present
+
+
+def test_tau_profile_is_deterministic_whatever_the_workers_and_differs_from_easy(tmp_path):
+    synthetic.generate(tmp_path / "one", seed=0, size=TAU_TEST_SIZE, difficulty="tau", workers=1)
+    synthetic.generate(tmp_path / "two", seed=0, size=TAU_TEST_SIZE, difficulty="tau", workers=2)
+    synthetic.generate(tmp_path / "easy", seed=0, size=TAU_TEST_SIZE, difficulty="easy", workers=1)
+    assert _tree_digest(tmp_path / "one") == _tree_digest(tmp_path / "two")
+    names = lambda root: sorted(p.name for p in root.rglob("*.wav"))  # noqa: E731
+    assert names(tmp_path / "one") == names(tmp_path / "easy")  # same layout, other audio
+    assert _tree_digest(tmp_path / "one") != _tree_digest(tmp_path / "easy")
+    assert synthetic.read_description(tmp_path / "one") == {"seed": 0, "size": None, "difficulty": "tau"}
+    with pytest.raises(ValueError, match="unknown difficulty"):
+        synthetic.generate(tmp_path / "bad", size="tiny", difficulty="hard")
+
+
+def test_tau_devices_are_harsh_and_unseen_ones_harsher():
+    """Seen devices tilt or notch the spectrum by about 10 dB and more over 100 Hz-8 kHz alone; unseen ones more
+    so, with narrower bands; device a stays nearly flat."""
+    from asc_tf.data import synthetic_tau
+
+    freqs = np.geomspace(100, 8000, 400)
+    spread = {d: np.ptp(synthetic_tau.device_response_db(d, freqs)) for d in DEVICES}
+    assert spread["a"] < 6
+    assert min(spread[d] for d in ("b", "c", "s1", "s2", "s3")) >= 9
+    assert np.mean([spread[d] for d in ("s4", "s5", "s6")]) > np.mean([spread[d] for d in ("b", "c", "s1", "s2", "s3")])
+    models = synthetic_tau.DEVICE_MODELS
+    seen, unseen = ("b", "c", "s1", "s2", "s3"), ("s4", "s5", "s6")
+    assert np.mean([models[d].lowpass_hz for d in unseen]) < np.mean([models[d].lowpass_hz for d in seen])
+    assert np.mean([models[d].noise_dbfs for d in unseen]) > np.mean([models[d].noise_dbfs for d in seen])
+
+
+def test_tau_neighbouring_scenes_share_their_sources():
+    """bus / tram / metro and street_pedestrian / public_square are closer to each other than to other scenes."""
+    from asc_tf.data import synthetic_tau
+
+    levels = {k: np.maximum(v, -40.0) for k, v in synthetic_tau.SCENE_DB.items()}
+    dist = lambda a, b: float(np.sqrt(np.mean((levels[a] - levels[b]) ** 2)))  # noqa: E731
+    assert max(dist("bus", "tram"), dist("tram", "metro")) < min(dist("bus", s) for s in ("park", "airport"))
+    assert dist("street_pedestrian", "public_square") < min(dist("street_pedestrian", s) for s in ("metro", "park"))
+
+
+def test_tau_profile_is_much_harder_than_easy(tmp_path):
+    """The ridge classifier that reaches ~78 % on the easy `small` set stays far lower on the tau one, and the
+    unseen devices are harder than device a."""
+    root = synthetic.generate(tmp_path, seed=3, size="small", difficulty="tau")["development"]
+    meta = read_meta(root / "meta.csv").set_index("filename")
+    splits = load_splits(meta.reset_index(), root / "split_setup")
+    x_train = np.stack([_band_energies(root / f) for f in splits["split100"]])
+    x_test = np.stack([_band_energies(root / f) for f in splits["test"]])
+    mean, std = x_train.mean(0), x_train.std(0) + 1e-6
+    x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
+    targets = np.eye(10)[meta.loc[splits["split100"], "label"]]
+    weights = np.linalg.solve(x_train.T @ x_train + np.eye(x_train.shape[1]), x_train.T @ targets)
+    correct = (x_test @ weights).argmax(1) == meta.loc[splits["test"], "label"].to_numpy()
+    device = meta.loc[splits["test"], "device"].to_numpy()
+    print(f"tau small ridge: {correct.mean():.3f}, a {correct[device == 'a'].mean():.3f}, "
+          f"unseen {correct[np.isin(device, ['s4', 's5', 's6'])].mean():.3f}")
+    assert correct.mean() < 0.45, correct.mean()
+    assert correct[device == "a"].mean() > correct[np.isin(device, ["s4", "s5", "s6"])].mean() + 0.05

@@ -21,7 +21,8 @@ DEFAULT_SYNTHETIC = Path("data/synthetic")
 
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m asc_tf.data", description=__doc__.split("\n\n")[0])
-    add_arguments(parser, ["dataset_dir", "split_dir", "tfrecords_dir", "subset", "batch_size", "num_workers", "seed"])
+    add_arguments(parser, ["dataset_dir", "split_dir", "tfrecords_dir", "subset", "batch_size", "num_workers", "seed",
+                          "synthetic_difficulty"])
     console.add_verbose_flag(parser)
     args = parser.parse_args(argv)
     console.setup(args.verbose)
@@ -38,7 +39,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     if not config.dataset_dir:
         dev_dir = DEFAULT_SYNTHETIC / synthetic.DEV_DIR_NAME
         if not (dev_dir / "meta.csv").exists():
-            synthetic.generate(DEFAULT_SYNTHETIC, seed=0, size="medium")
+            synthetic.generate(DEFAULT_SYNTHETIC, seed=0, size="medium", difficulty=config.synthetic_difficulty)
         config = config.replace(dataset_dir=str(dev_dir))
     try:
         shards_dir = convert_dataset(config, progress=console.is_terminal())

@@ -14,9 +14,14 @@ test recordings are recorded by several devices, unseen ones included.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import logging
 import math
+import multiprocessing
+import os
 import sys
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
@@ -34,10 +39,12 @@ log = logging.getLogger(__name__)
 DEV_DIR_NAME = "TAU-urban-acoustic-scenes-2022-mobile-development"
 EVAL_DIR_NAME = "TAU-urban-acoustic-scenes-2024-mobile-evaluation"
 EVAL_LABELS_NAME = "synthetic-evaluation-labels.csv"
+DESCRIPTION_NAME = "synthetic.json"  # how the dataset was made: seed, size, difficulty
 SAMPLE_RATE = 44100
 CITIES = ("amsterdam", "barcelona", "helsinki", "lisbon", "london", "lyon",
           "madrid", "milan", "paris", "prague", "stockholm", "vienna")
 TRAIN_DEVICES = ("a", "b", "c", "s1", "s2", "s3")
+DIFFICULTIES = ("tau", "easy")  # tau: as hard as TAU 2022 Mobile (the default); easy: learnt in seconds (tests)
 WORLD_SEED = 2024  # scenes and devices are the same for every --seed: only the recordings change
 
 
@@ -274,12 +281,20 @@ def nested_tiers(train: list[Recording], seed: int) -> dict[Recording, int]:
     return tiers
 
 
-def _clips(recording: Recording, size: Size, seed: int) -> Iterator[tuple[str, str, np.ndarray]]:
+def _clips(recording: Recording, size: Size, seed: int, difficulty: str = "easy"
+           ) -> Iterator[tuple[str, str, np.ndarray]]:
     """(device, filename, 1 s clip) for each device and clip of a recording."""
-    audio = synthesize_scene(recording, size.clips_per_segment, seed)
+    if difficulty == "tau":
+        from asc_tf.data import synthetic_tau
+
+        audio = synthetic_tau.synthesize_scene(recording.scene, recording.city, _location_seed(recording, seed),
+                                               [seed, 3, recording.segment], size.clips_per_segment)
+        recorder = synthetic_tau.record
+    else:
+        audio, recorder = synthesize_scene(recording, size.clips_per_segment, seed), record
     for device in recording.devices:
         rng = np.random.default_rng([seed, 5, recording.segment, DEVICES.index(device)])
-        recorded = record(audio, device, rng)
+        recorded = recorder(audio, device, rng)
         for clip in range(size.clips_per_segment):
             yield device, recording.filename(clip, device), recorded[clip * SAMPLE_RATE:(clip + 1) * SAMPLE_RATE]
 
@@ -289,11 +304,32 @@ def _write_wav(path: Path, clip: np.ndarray) -> None:
         sf.write(str(tmp), clip.astype(np.float32), SAMPLE_RATE, subtype="PCM_24", format="WAV")
 
 
-def generate(out: str | Path, seed: int = 0, size: str | Size = "small") -> dict[str, Path]:
-    """Write the development and evaluation folders under `out`; returns their paths.
+def _write_recording(job: tuple) -> list[dict]:
+    """Write the clips of one recording (in a worker process); returns their metadata rows."""
+    recording, size_spec, seed, difficulty, dev_dir, eval_dir, eval_offset = job
+    rows = []
+    for device, filename, clip in _clips(recording, size_spec, seed, difficulty):
+        if recording.part == "eval":
+            eval_name = f"audio/{eval_offset + len(rows)}.wav"
+            _write_wav(eval_dir / eval_name, clip)
+            rows.append({"filename": eval_name, "scene_label": recording.scene, "source_label": device})
+        else:
+            _write_wav(dev_dir / filename, clip)
+            rows.append({"filename": filename, "scene_label": recording.scene, "identifier": recording.identifier,
+                         "source_label": device})
+    return rows
 
-    Deterministic for (seed, size): the same call gives byte-identical files.
+
+def generate(out: str | Path, seed: int = 0, size: str | Size = "small", difficulty: str = "tau",
+             workers: Optional[int] = None) -> dict[str, Path]:
+    """Write the development and evaluation folders under `out` (with `workers` processes, default: one per
+    CPU); returns their paths.
+
+    Deterministic for (seed, size, difficulty): the same call gives byte-identical files. `difficulty` is
+    "tau" (as hard as TAU 2022 Mobile, asc_tf.data.synthetic_tau) or "easy" (quickly learnt, for tests).
     """
+    if difficulty not in DIFFICULTIES:
+        raise ValueError(f"unknown difficulty {difficulty!r}: choose one of {', '.join(DIFFICULTIES)}")
     size_spec = SIZES[size] if isinstance(size, str) else size
     out = Path(out)
     dev_dir, eval_dir = out / DEV_DIR_NAME, out / EVAL_DIR_NAME
@@ -304,23 +340,30 @@ def generate(out: str | Path, seed: int = 0, size: str | Size = "small") -> dict
     tiers = nested_tiers([r for r in recordings if r.part == "train"], seed)
     meta_rows, eval_rows = [], []
     split_rows: dict[str, list[dict]] = {f"split{n}": [] for n in SUBSETS} | {"test": []}
+    jobs, eval_offset = [], 0
     for recording in recordings:
-        for device, filename, clip in _clips(recording, size_spec, seed):
+        jobs.append((recording, size_spec, seed, difficulty, dev_dir, eval_dir, eval_offset))
+        if recording.part == "eval":
+            eval_offset += len(recording.devices) * size_spec.clips_per_segment
+    workers = min(workers or os.cpu_count() or 1, len(recordings) // 50 or 1)  # small sets: no pool start-up
+    with contextlib.ExitStack() as stack:
+        if workers > 1:  # recordings are independent and seeded each: the same files whatever the worker count
+            pool = stack.enter_context(ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")))
+            results = pool.map(_write_recording, jobs, chunksize=4)
+        else:
+            results = map(_write_recording, jobs)
+        for recording, rows in zip(recordings, results):
             if recording.part == "eval":
-                eval_name = f"audio/{len(eval_rows)}.wav"
-                _write_wav(eval_dir / eval_name, clip)
-                eval_rows.append({"filename": eval_name, "scene_label": recording.scene, "source_label": device})
+                eval_rows += rows
                 continue
-            _write_wav(dev_dir / filename, clip)
-            row = {"filename": filename, "scene_label": recording.scene,
-                   "identifier": recording.identifier, "source_label": device}
-            meta_rows.append(row)
-            if recording.part == "test":
-                split_rows["test"].append(row)
-            else:
-                for n in SUBSETS:
-                    if n >= tiers[recording]:
-                        split_rows[f"split{n}"].append(row)
+            meta_rows += rows
+            for row in rows:
+                if recording.part == "test":
+                    split_rows["test"].append(row)
+                else:
+                    for n in SUBSETS:
+                        if n >= tiers[recording]:
+                            split_rows[f"split{n}"].append(row)
     meta = pd.DataFrame(meta_rows)
     _write_table(dev_dir / "meta.csv", meta, ["filename", "scene_label", "identifier", "source_label"])
     for name, rows in split_rows.items():
@@ -329,8 +372,18 @@ def generate(out: str | Path, seed: int = 0, size: str | Size = "small") -> dict
     evaluation = pd.DataFrame(eval_rows)
     _write_table(eval_dir / "evaluation_setup" / "fold1_test.csv", evaluation, ["filename"])
     _write_table(out / EVAL_LABELS_NAME, evaluation, ["filename", "scene_label", "source_label"])
+    description = {"seed": seed, "size": size if isinstance(size, str) else None, "difficulty": difficulty}
+    atomic_write_text(out / DESCRIPTION_NAME, json.dumps(description) + "\n")
     log.info("synthetic dataset: %d development clips, %d evaluation clips in %s", len(meta), len(evaluation), out)
     return {"development": dev_dir, "evaluation": eval_dir}
+
+
+def read_description(out: str | Path) -> dict:
+    """How the dataset in `out` was made ({} for one made before the description existed)."""
+    try:
+        return json.loads((Path(out) / DESCRIPTION_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
 
 
 def _write_table(path: Path, frame: pd.DataFrame, columns: list[str]) -> None:
@@ -343,10 +396,12 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the recordings (default: 0)")
     parser.add_argument("--size", choices=sorted(SIZES), default="small",
                         help="tiny (tests), small (default, a few hundred clips), medium (a demo that learns)")
+    parser.add_argument("--difficulty", choices=DIFFICULTIES, default="tau",
+                        help="tau (default): as hard as TAU 2022 Mobile; easy: the quickly learnt profile for tests")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        paths = generate(args.out, args.seed, args.size)
+        paths = generate(args.out, args.seed, args.size, args.difficulty)
     except FileExistsError as error:  # bad input: one line, exit code 2 (README, Faults)
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -357,4 +412,4 @@ if __name__ == "__main__":
     main()
 
 
-__all__ = ["generate", "SIZES", "Size", "DEV_DIR_NAME", "EVAL_DIR_NAME", "EVAL_LABELS_NAME"]
+__all__ = ["generate", "DIFFICULTIES", "SIZES", "Size", "DEV_DIR_NAME", "EVAL_DIR_NAME", "EVAL_LABELS_NAME"]
