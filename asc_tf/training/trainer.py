@@ -181,9 +181,10 @@ def _qat_step(config: Config, run: Run, wandb_run: Any) -> dict[str, float]:
 
 
 def train(config: Config, *, verbose: int | str = "auto", progress: bool = True,
-          on_start: Optional[Callable[[Run], None]] = None) -> TrainResult:
+          on_start: Optional[Callable[[Run], None]] = None, run_id: Optional[str] = None) -> TrainResult:
     """Train a new run (or `config.resume` one) with upstream's recipe; returns the run and its metrics.
-    `on_start(run)` is called once the run directory exists (the command line prints the run id)."""
+    `on_start(run)` is called once the run directory exists (the command line prints the run id); `run_id`
+    names a new run (default: a random id; asc_tf.protocol gives each (split, seed) a fixed one)."""
     if config.resume:  # the run's own configuration; only where to log and find runs come from the command line
         run = open_run(config, config.resume)
         config = run.load_config().replace(resume=config.resume, wandb=config.wandb, project_dir=config.project_dir)
@@ -205,7 +206,7 @@ def train(config: Config, *, verbose: int | str = "auto", progress: bool = True,
         start_epoch = int(model.optimizer.iterations.numpy()) // steps_per_epoch
         log.info("resuming run %s at epoch %d (step %d)", run.run_id, start_epoch, start_epoch * steps_per_epoch)
     else:
-        run = create_run(config)
+        run = create_run(config, run_id)
         with strategy.scope():
             model = build_model(config)
             compile_model(model, config, total_steps(config.n_epochs, clips, config.batch_size))
