@@ -72,13 +72,20 @@ def phase_generate(work: Path, args: argparse.Namespace) -> dict:
 
 
 def phase_convert(work: Path, args: argparse.Namespace) -> dict:
-    from asc_tf.data.convert import convert_dataset
+    from asc_tf.data.convert import convert_dataset, converted_dir
 
+    progress = converted_dir(_config(work)) / "conversion.json"
+    kept = json.loads(progress.read_text())["done"] if progress.exists() else {}  # shards of an earlier attempt
     started = time.perf_counter()
     out = convert_dataset(_config(work), progress=False)
+    wall = time.perf_counter() - started
     manifest = json.loads((out / "manifest.json").read_text()) if (out / "manifest.json").exists() else {}
-    return {"wall_s": time.perf_counter() - started, "splits": manifest.get("splits", {}),
-            "disk_bytes": disk_bytes(out)}
+    entries = [e for tier in manifest.get("tiers", {}).values() for e in tier["shards"]]
+    kept_same = all(e["sha256"] == kept[e["file"]]["sha256"] for e in entries if e["file"] in kept)
+    converted = sum(e["clips"] for e in entries if e["file"] not in kept)
+    return {"wall_s": wall, "splits": manifest.get("splits", {}), "disk_bytes": disk_bytes(out),
+            "shards_kept": len(kept), "kept_shards_unchanged": kept_same, "clips_converted": converted,
+            "clips_per_s": converted / wall}
 
 
 def _shards_dir(work: Path) -> Path:
