@@ -8,7 +8,10 @@ device mismatch is real and Freq-MixStyle has something to fix. Recordings (segm
 in TAU and cut into 1 s clips, recorded by device `a` and sometimes by one more training device;
 test recordings are recorded by several devices, unseen ones included.
 
-    python -m asc_tf.data.synthetic --out DIR [--seed S] [--size tiny|small|medium]
+    python -m asc_tf.data.synthetic --out DIR [--seed S] [--size tiny|small|medium|full] [--clips N]
+
+`--size full` has the real development set's counts (train split 100: 139,620 clips, test: 29,680) and
+proportions (devices, scenes, cities, nested splits); `--clips N` scales them to about N clips.
 """
 
 from __future__ import annotations
@@ -268,6 +271,81 @@ def record(scene_audio: np.ndarray, device: str, rng: np.random.Generator) -> np
 
 
 # ----------------------------------------------------------------------------------------------
+# The real development set's counts (--size full, --clips N)
+
+
+@dataclass(frozen=True)
+class TauCounts:
+    """Counts of 10 s segments as in TAU Urban Acoustic Scenes 2022 Mobile (development), in 1 s clips.
+
+    Train (split 100): device `a` records every segment; 750 segments per device b, c, s1, s2, s3 are parallel
+    recordings of `a` segments (DCASE2020 Task 1a's layout: 10,215 + 5 x 749 segments). Test: every recording
+    is made by all nine devices (330 per device). Scenes are balanced, locations spread evenly over the cities.
+    """
+
+    train_segments: int  # segments of split 100 (one device each)
+    test_segments: int
+    eval_segments: int = 20  # the 2024 evaluation set is not rehearsed: a few recordings only
+    extra_fraction: float = 3750 / 13962  # train segments by b, c, s1-s3 (parallel to `a`)
+    segments_per_location: int = 10
+    clips_per_segment: int = 10
+
+    @classmethod
+    def scaled(cls, clips: int) -> "TauCounts":
+        """About `clips` train + test clips in the full set's proportions."""
+        factor = clips / (TAU_FULL.train_segments + TAU_FULL.test_segments) / TAU_FULL.clips_per_segment
+        return cls(max(10, round(TAU_FULL.train_segments * factor)), max(9, round(TAU_FULL.test_segments * factor)),
+                   eval_segments=min(TauCounts.eval_segments, max(1, round(clips / 1000))))
+
+
+TAU_FULL = TauCounts(train_segments=13962, test_segments=2968)  # 139,620 train and 29,680 test clips
+MIN_TAU_CLIPS = 600  # below, the test split (>= one recording by each of the nine devices) is over-represented
+
+
+def size_by_name(name: str) -> "Size | TauCounts":
+    """A named size: tiny, small, medium, or full (the real set's counts)."""
+    if name == "full":
+        return TAU_FULL
+    if name not in SIZES:
+        raise ValueError(f"unknown size {name!r}: use one of {', '.join([*SIZES, 'full'])}")
+    return SIZES[name]
+
+
+def _device_sets(counts: TauCounts) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]]]:
+    """Devices of every train and test recording, hitting the segment counts exactly."""
+    extra = round(counts.train_segments * counts.extra_fraction)
+    train_recordings = counts.train_segments - extra
+    extra = min(extra, train_recordings)
+    train = [("a", TRAIN_DEVICES[1 + i % 5]) if i < extra else ("a",) for i in range(train_recordings)]
+    test_recordings = -(-counts.test_segments // len(DEVICES))
+    last = counts.test_segments - len(DEVICES) * (test_recordings - 1)
+    test = [DEVICES if i < test_recordings - 1 else DEVICES[:last] for i in range(test_recordings)]
+    return train, test
+
+
+def plan_tau_recordings(counts: TauCounts, seed: int) -> list[Recording]:
+    """Every recording of a dataset with the real set's counts, deterministic for (counts, seed): scenes in
+    turn, consecutive recordings of a scene share a location, locations rotate over the cities."""
+    rng = np.random.default_rng([seed, 6])
+    train, test = _device_sets(counts)
+    train = [train[i] for i in rng.permutation(len(train))]  # parallel recordings spread over scenes and cities
+    evaluation = [(DEVICES[i % len(DEVICES)],) for i in range(counts.eval_segments)]
+    recordings: list[Recording] = []
+    location_id, segment_id = 1000, 40000
+    for part, device_sets in (("train", train), ("test", test), ("eval", evaluation)):
+        per_scene = [device_sets[k::len(CLASSES)] for k in range(len(CLASSES))]
+        for scene, sets in zip(CLASSES, per_scene):
+            cities = rng.permutation(len(CITIES))
+            for start in range(0, len(sets), counts.segments_per_location):
+                city = CITIES[cities[(start // counts.segments_per_location) % len(CITIES)]]
+                location_id += int(rng.integers(1, 5))
+                for devices in sets[start:start + counts.segments_per_location]:
+                    segment_id += int(rng.integers(1, 20))
+                    recordings.append(Recording(scene, city, location_id, segment_id, tuple(devices), part))
+    return recordings
+
+
+# ----------------------------------------------------------------------------------------------
 # Splits and files
 
 
@@ -330,13 +408,14 @@ def generate(out: str | Path, seed: int = 0, size: str | Size = "small", difficu
     """
     if difficulty not in DIFFICULTIES:
         raise ValueError(f"unknown difficulty {difficulty!r}: choose one of {', '.join(DIFFICULTIES)}")
-    size_spec = SIZES[size] if isinstance(size, str) else size
+    size_spec = size_by_name(size) if isinstance(size, str) else size
     out = Path(out)
     dev_dir, eval_dir = out / DEV_DIR_NAME, out / EVAL_DIR_NAME
     for folder in (dev_dir, eval_dir):
         if (folder / "audio").exists() and any((folder / "audio").iterdir()):
             raise FileExistsError(f"{folder} already holds audio: choose another --out or remove it first")
-    recordings = plan_recordings(size_spec, seed)
+    recordings = (plan_tau_recordings(size_spec, seed) if isinstance(size_spec, TauCounts)
+                  else plan_recordings(size_spec, seed))
     tiers = nested_tiers([r for r in recordings if r.part == "train"], seed)
     meta_rows, eval_rows = [], []
     split_rows: dict[str, list[dict]] = {f"split{n}": [] for n in SUBSETS} | {"test": []}
@@ -394,14 +473,20 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m asc_tf.data.synthetic", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True, help="folder that receives the two dataset folders")
     parser.add_argument("--seed", type=int, default=0, help="seed of the recordings (default: 0)")
-    parser.add_argument("--size", choices=sorted(SIZES), default="small",
-                        help="tiny (tests), small (default, a few hundred clips), medium (a demo that learns)")
+    parser.add_argument("--size", choices=[*sorted(SIZES), "full"], default="small",
+                        help="tiny (tests), small (default, a few hundred clips), medium (a demo that learns), "
+                        "full (the real development set's 169,300 train and test clips)")
+    parser.add_argument("--clips", type=int, default=None,
+                        help="about N train + test clips in the real set's proportions (instead of --size)")
     parser.add_argument("--difficulty", choices=DIFFICULTIES, default="tau",
                         help="tau (default): as hard as TAU 2022 Mobile; easy: the quickly learnt profile for tests")
     args = parser.parse_args(argv)
+    if args.clips is not None and args.clips < MIN_TAU_CLIPS:
+        parser.error(f"--clips must be at least {MIN_TAU_CLIPS} (one recording per scene and split)")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        paths = generate(args.out, args.seed, args.size, args.difficulty)
+        paths = generate(args.out, args.seed, TauCounts.scaled(args.clips) if args.clips else args.size,
+                         args.difficulty)
     except FileExistsError as error:  # bad input: one line, exit code 2 (README, Faults)
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -412,4 +497,5 @@ if __name__ == "__main__":
     main()
 
 
-__all__ = ["generate", "DIFFICULTIES", "SIZES", "Size", "DEV_DIR_NAME", "EVAL_DIR_NAME", "EVAL_LABELS_NAME"]
+__all__ = ["generate", "DIFFICULTIES", "SIZES", "Size", "TauCounts", "TAU_FULL", "plan_tau_recordings", "DEV_DIR_NAME",
+           "EVAL_DIR_NAME", "EVAL_LABELS_NAME"]

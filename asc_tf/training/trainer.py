@@ -178,11 +178,12 @@ def _qat_step(config: Config, run: Run, wandb_run: Any) -> dict[str, float]:
 
 
 def train(config: Config, *, verbose: int | str = 0, progress: bool = True,
-          on_start: Optional[Callable[[Run], None]] = None) -> TrainResult:
+          on_start: Optional[Callable[[Run], None]] = None, run_id: Optional[str] = None) -> TrainResult:
     """Train a new run (or `config.resume` one) with upstream's recipe; returns the run and its metrics.
     `on_start(run)` is called once the run directory exists (the command line prints the run id).
     `progress`: a bar per epoch on a terminal, a line per epoch elsewhere; `verbose`: Keras' own fit output
-    (0, the default, leaves progress to `progress`)."""
+    (0, the default, leaves progress to `progress`); `run_id` names a new run (default: a random id;
+    asc_tf.protocol gives each (split, seed) a fixed one)."""
     config.check()
     if config.resume:  # the run's own configuration; only where to log and find runs come from the command line
         run = open_run(config, config.resume)
@@ -207,7 +208,7 @@ def train(config: Config, *, verbose: int | str = 0, progress: bool = True,
         with strategy.scope():
             model = build_model(config, network_dtype=network_policy(config.precision))
             compile_model(model, config, total_steps(config.n_epochs, clips, config.batch_size))
-        run = create_run(config)  # once the model builds: a bad configuration leaves no run folder
+        run = create_run(config, run_id)  # once the model builds: a bad configuration leaves no run folder
         start_epoch = 0
     if on_start is not None:
         on_start(run)
