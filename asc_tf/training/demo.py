@@ -6,7 +6,6 @@ import logging
 from pathlib import Path
 
 from asc_tf.config import Config
-from asc_tf.training.runs import RunError
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +25,7 @@ def demo_config(config: Config) -> Config:
     """`config` with the demo's dataset (made if absent, in the `synthetic_difficulty` profile) unless one is
     given, and a seed of 0 unless given. A demo dataset of another profile is refused, never overwritten."""
     from asc_tf.data import synthetic
+    from asc_tf.training.runs import RunError  # here: train.py imports demo_base before TensorFlow
 
     dev_dir = Path(config.dataset_dir) if config.dataset_dir else DEMO_DATASET / synthetic.DEV_DIR_NAME
     if not (dev_dir / "meta.csv").exists():
