@@ -88,7 +88,7 @@ def test_tflite_runtime_backend_gives_litert_results(tflite_runtime_python, int8
     np.save(tmp_path / "clips.npy", clips)
     np.save(tmp_path / "raw.npy", raw_inputs)
     out = _in_venv(tflite_runtime_python, f"""
-        import json, subprocess, sys
+        import json, os, subprocess, sys
         import numpy as np
         import asc_tf.edge
         from asc_tf.edge import Classifier
@@ -104,8 +104,11 @@ def test_tflite_runtime_backend_gives_litert_results(tflite_runtime_python, int8
         for kernels in ("default", "reference"):
             model = TFLiteModel({str(int8_network)!r}, 1, reference_kernels=kernels == "reference")
             result["raw_" + kernels] = [model.run_raw(x).tolist() for x in raw]
-        result["heavy"] = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "ai_edge_litert"))
-        freeze = subprocess.run([sys.executable, "-m", "pip", "freeze", "--all"], capture_output=True, text=True)
+        heavy = ("tensorflow", "keras", "ai_edge_litert")
+        result["heavy"] = sorted(m for m in sys.modules if m.split(".")[0] in heavy)
+        env = {{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}}  # the venv's own packages only
+        freeze = subprocess.run([sys.executable, "-m", "pip", "freeze", "--all"], capture_output=True, text=True,
+                                env=env)
         result["freeze"] = freeze.stdout.splitlines()
         result["version_line"] = subprocess.run([sys.executable, "-m", "asc_tf.edge", "--version"],
                                                 capture_output=True, text=True).stdout

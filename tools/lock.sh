@@ -17,7 +17,7 @@ for pair in "requirements.txt:constraints.txt" "requirements-edge.txt:constraint
     echo "# Lock of every package that 'pip install -r $requirements' installs (transitive included), from pip"
     echo "# freeze of a clean venv: $("$work/venv/bin/python" -c 'import platform; print("Python", platform.python_version(), platform.machine())'), $(date -u +%Y-%m-%d)."
     echo "# Use: python -m pip install -r $requirements -c $lock   Regenerate: bash tools/lock.sh"
-    "$work/venv/bin/python" -m pip freeze --all | grep -v -E '^(pip|setuptools)=='
+    "$work/venv/bin/python" -m pip freeze --all | grep -v '^pip=='
   } > "$lock.tmp"
   mv "$lock.tmp" "$lock"
   rm -rf "$work/venv"

@@ -1,10 +1,11 @@
-"""Edge runtime: an export bundle run with numpy, scipy and LiteRT only (no TensorFlow, no Keras).
+"""Edge runtime: an export bundle run with numpy, scipy and LiteRT (or tflite_runtime) only (no TensorFlow, no Keras).
 
     from asc_tf.edge import Classifier
     probabilities = Classifier("exports/<run>_int8", num_threads=1).predict(waveform)  # [32000] float32 at 32 kHz
 
 `python -m asc_tf.edge BUNDLE FILE.wav...` classifies files, `python -m asc_tf.edge BUNDLE -` a raw 16-bit mono
-PCM stream from standard input, one decision per second. Device packages: `requirements-edge.txt`.
+PCM stream from standard input, one decision per second. Device packages: `requirements-edge.txt` (32-bit Arm:
+`requirements-edge-armv7.txt`); `--version` names the interpreter in use.
 """
 
 from __future__ import annotations
