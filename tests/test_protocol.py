@@ -254,3 +254,11 @@ def test_each_run_reaches_wandb_in_the_protocols_group(tmp_path, monkeypatch):
         assert run.group == "protocol"
         run.finish()
     assert "WANDB_RUN_GROUP" not in os.environ
+
+
+def test_an_unreachable_cluster_is_one_line_at_once(tmp_path):
+    from asc_tf.training.fleet import check_reachable
+
+    with pytest.raises(FleetError, match="no Ray cluster answers at 127.0.0.1:"):
+        check_reachable(f"127.0.0.1:{_free_port()}")
+    check_reachable("auto")  # resolved by Ray itself
