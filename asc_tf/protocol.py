@@ -15,27 +15,29 @@ import logging
 import sys
 from dataclasses import fields
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 from asc_tf.config import Config, add_arguments, from_args
 from asc_tf.data.splits import SUBSETS
-from asc_tf.training.fleet import FleetError, RayOptions, RunSpec, absolute_paths
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:  # the fleet imports Keras: not needed for --help
+    from asc_tf.training.fleet import RunSpec
 
 # train.py flags that make no sense for a set of runs (the protocol sets subset and seed itself)
 EXCLUDED_FLAGS = ("subset", "resume", "evaluate", "ckpt_id", "demo")
 
 
-def protocol_specs(config: Config, splits: Sequence[int], seeds: int, group: str) -> list[RunSpec]:
+def protocol_specs(config: Config, splits: Sequence[int], seeds: int, group: str) -> list["RunSpec"]:
     """One RunSpec per (split, seed): seeds are config.seed (default 0) + 0 .. seeds-1."""
+    from asc_tf.training.fleet import RunSpec, absolute_paths
+
     first = config.seed or 0
     base = absolute_paths(config)
     return [RunSpec(f"{group}-split{n}-seed{s}", base.replace(subset=n, seed=s), group)
             for n in splits for s in range(first, first + seeds)]
 
 
-def results_table(specs: Sequence[RunSpec], out: Path) -> str:
+def results_table(specs: Sequence["RunSpec"], out: Path) -> str:
     """The mean ± std tables over the runs' info.json, written (atomically) to `out`; returns the markdown."""
     from asc_tf.io import atomic_write_text
     from asc_tf.training.report import aggregate_markdown, load_run
@@ -79,7 +81,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     config = from_args(args)
     splits = list(dict.fromkeys(args.splits))
     from asc_tf.errors import USER_ERRORS
-    from asc_tf.training.fleet import run_locally, run_on_ray
+    from asc_tf.training.fleet import FleetError, RayOptions, run_locally, run_on_ray
 
     specs = protocol_specs(config, splits, args.seeds, args.group)
     try:

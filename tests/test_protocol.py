@@ -240,3 +240,25 @@ def test_protocol_on_a_local_ray_cluster_survives_a_killed_worker(data_config, s
         import shutil
 
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_each_run_reaches_wandb_in_the_protocols_group(tmp_path, monkeypatch):
+    import wandb
+
+    from asc_tf.training.fleet import _wandb_group
+
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.delenv("WANDB_RUN_GROUP", raising=False)
+    with _wandb_group("protocol"):
+        run = wandb.init(project="p", id="g1", mode="offline", dir=str(tmp_path))
+        assert run.group == "protocol"
+        run.finish()
+    assert "WANDB_RUN_GROUP" not in os.environ
+
+
+def test_an_unreachable_cluster_is_one_line_at_once(tmp_path):
+    from asc_tf.training.fleet import check_reachable
+
+    with pytest.raises(FleetError, match="no Ray cluster answers at 127.0.0.1:"):
+        check_reachable(f"127.0.0.1:{_free_port()}")
+    check_reachable("auto")  # resolved by Ray itself

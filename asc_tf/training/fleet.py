@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import shutil
+import socket
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Iterator, Optional
@@ -199,10 +200,24 @@ def _import_ray() -> Any:
     return ray
 
 
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """FleetError at once when a HOST:PORT (or ray://HOST:PORT) address does not answer: Ray itself retries
+    an unreachable cluster for minutes before it gives up."""
+    if address == "auto" or ":" not in address:
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except (OSError, ValueError) as error:
+        raise FleetError(f"no Ray cluster answers at {address} ({error}): start one with `ray start --head` "
+                         f"(see README), check the address, or run without --address") from None
+
+
 def run_on_ray(specs: list[RunSpec], options: RayOptions) -> list[Path]:
     """The runs as Ray tasks (each with its CPUs/GPU; a task whose worker dies is retried and resumes); the
     dataset is converted once first. Waits for all; FleetError lists the runs that failed."""
     ray = _import_ray()
+    check_reachable(options.address)
     import asc_tf
 
     runtime_env: dict[str, Any] = {"env_vars": {"TF_CPP_MIN_LOG_LEVEL": "2", **(options.env or {})}}
