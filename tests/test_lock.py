@@ -38,6 +38,15 @@ def test_lock_holds_every_pin_at_its_version(requirements, lock):
     assert "pip" not in locked  # the installer is not part of the lock (setuptools is: TensorFlow requires it)
 
 
+def test_lock_holds_the_optional_protocol_pin():
+    """CI installs requirements-protocol.txt (Ray) with the same lock: its pin and extra agree with it."""
+    pins, locked = _pins("requirements-protocol.txt"), _pins("constraints.txt")
+    assert pins and {name: locked.get(name) for name in pins} == pins
+    for requirement in _extra("protocol", "x86_64"):
+        key = canonicalize_name(requirement.name)
+        assert key in pins and requirement.specifier.contains(pins[key]), requirement
+
+
 def test_edge_lock_is_the_full_locks_subset():
     """An edge install beside a full one resolves to the same versions."""
     full, edge = _pins("constraints.txt"), _pins("constraints-edge.txt")
