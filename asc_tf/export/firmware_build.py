@@ -87,7 +87,7 @@ def build(model_dir: Path, target: str = "host", kernels: Optional[str] = None, 
     if done.returncode != 0:
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
         raise FirmwareError(f"make TARGET={target} KERNELS={kernels} failed:\n{tail}")
-    path = subprocess.run(args[:2] + args[3:] + ["image-path"], capture_output=True, text=True, check=True)
+    path = subprocess.run(args[:3] + ["-s", "--no-print-directory"] + args[4:] + ["image-path"], capture_output=True, text=True, check=True)
     return Path(path.stdout.strip().splitlines()[-1])
 
 
