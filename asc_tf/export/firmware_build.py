@@ -194,17 +194,18 @@ _SECTION = re.compile(r"^(\.[\w.]+)\s+0x([0-9a-f]+)\s+0x([0-9a-f]+)", re.M)
 def memory_from_map(map_path: Path) -> dict[str, int]:
     """Flash and RAM of a Cortex-M image from its linker map: flash = code + constants (.text, .ARM.*) + the
     initial values of .data; RAM = .data + .bss (the tensor arena is in .bss) + heap + stack."""
-    text = Path(map_path).read_text(errors="replace")
+    text = Path(map_path).read_text(errors="replace").split("Linker script and memory map", 1)[-1]
     sizes: dict[str, int] = {}
-    for name, _, size in _SECTION.findall(text.split("Linker script and memory map", 1)[-1]):
+    for name, _, size in _SECTION.findall(text):
         if name in (".text", ".ARM.exidx", ".ARM.extab", ".data", ".bss", ".heap", ".stack"):
             sizes[name] = sizes.get(name, 0) + int(size, 16)
-    model = re.search(r"^\s+0x[0-9a-f]+\s+0x([0-9a-f]+)\s+\S*asc_network_int8\.o$", text, re.M)
+    constants = re.findall(r"^ \.rodata\.(asc_\w+)\s+0x[0-9a-f]+\s+0x([0-9a-f]+)", text, re.M)
     sizes["flash"] = sizes.get(".text", 0) + sizes.get(".ARM.exidx", 0) + sizes.get(".ARM.extab", 0) + \
         sizes.get(".data", 0)
     sizes["ram"] = sum(sizes.get(s, 0) for s in (".data", ".bss", ".heap", ".stack"))
-    if model:
-        sizes["model_rodata"] = int(model[1], 16)
+    sizes["model_rodata"] = sum(int(n, 16) for name, n in constants if name == "asc_network_int8")
+    sizes["frontend_rodata"] = sum(int(n, 16) for name, n in constants if name.startswith(("asc_fft", "asc_mel",
+                                                                                           "asc_window")))
     return sizes
 
 
