@@ -287,11 +287,21 @@ def record_in_manifest(bundle_dir: Path, record: dict) -> None:
     atomic_write_json(path, manifest)
 
 
+def _machine() -> str:
+    """The CPU that ran QEMU (instruction counts do not depend on it; times would)."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as handle:
+            cpu = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
+    except (OSError, StopIteration):
+        cpu = platform.processor() or platform.machine()
+    return f"{cpu}, {os.cpu_count()} cores"
+
+
 def measure_export(bundle_dir: Path, network: bytes, shards_dir: Path, config, clips: int = 4) -> dict:
     """Cortex-M4 + CMSIS-NN figures of a written int8 bundle on `clips` dev-test clips, recorded in its manifest
     (or why they were not measured)."""
-    import platform as host
-
     from asc_tf.data.pipeline import make_dataset
 
     reason = missing_tools("cortex-m4")
@@ -303,6 +313,6 @@ def measure_export(bundle_dir: Path, network: bytes, shards_dir: Path, config, c
             paths = write_clips(list(waves), Path(tmp) / "clips", config.sample_rate)
             figures = measure(Path(bundle_dir) / "firmware", paths, network, "cortex-m4", "cmsis_nn", Path(tmp))
         record = {"measured": "export_tflite.py --firmware_figures (QEMU -icount shift=0: instructions, not cycles)",
-                  "machine": f"{host.machine()} {host.processor()}", "clips": len(paths), "figures": [figures]}
+                  "machine": _machine(), "clips": len(paths), "figures": [figures]}
     record_in_manifest(bundle_dir, record)
     return record
