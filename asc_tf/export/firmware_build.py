@@ -87,7 +87,7 @@ def build(model_dir: Path, target: str = "host", kernels: Optional[str] = None, 
     if done.returncode != 0:
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
         raise FirmwareError(f"make TARGET={target} KERNELS={kernels} failed:\n{tail}")
-    path = subprocess.run(args[:2] + args[3:] + ["image-path"], capture_output=True, text=True, check=True)
+    path = subprocess.run(args[:3] + ["-s", "--no-print-directory"] + args[4:] + ["image-path"], capture_output=True, text=True, check=True)
     return Path(path.stdout.strip().splitlines()[-1])
 
 
@@ -194,17 +194,18 @@ _SECTION = re.compile(r"^(\.[\w.]+)\s+0x([0-9a-f]+)\s+0x([0-9a-f]+)", re.M)
 def memory_from_map(map_path: Path) -> dict[str, int]:
     """Flash and RAM of a Cortex-M image from its linker map: flash = code + constants (.text, .ARM.*) + the
     initial values of .data; RAM = .data + .bss (the tensor arena is in .bss) + heap + stack."""
-    text = Path(map_path).read_text(errors="replace")
+    text = Path(map_path).read_text(errors="replace").split("Linker script and memory map", 1)[-1]
     sizes: dict[str, int] = {}
-    for name, _, size in _SECTION.findall(text.split("Linker script and memory map", 1)[-1]):
+    for name, _, size in _SECTION.findall(text):
         if name in (".text", ".ARM.exidx", ".ARM.extab", ".data", ".bss", ".heap", ".stack"):
             sizes[name] = sizes.get(name, 0) + int(size, 16)
-    model = re.search(r"^\s+0x[0-9a-f]+\s+0x([0-9a-f]+)\s+\S*asc_network_int8\.o$", text, re.M)
+    constants = re.findall(r"^ \.rodata\.(asc_\w+)\s+0x[0-9a-f]+\s+0x([0-9a-f]+)", text, re.M)
     sizes["flash"] = sizes.get(".text", 0) + sizes.get(".ARM.exidx", 0) + sizes.get(".ARM.extab", 0) + \
         sizes.get(".data", 0)
     sizes["ram"] = sum(sizes.get(s, 0) for s in (".data", ".bss", ".heap", ".stack"))
-    if model:
-        sizes["model_rodata"] = int(model[1], 16)
+    sizes["model_rodata"] = sum(int(n, 16) for name, n in constants if name == "asc_network_int8")
+    sizes["frontend_rodata"] = sum(int(n, 16) for name, n in constants if name.startswith(("asc_fft", "asc_mel",
+                                                                                           "asc_window")))
     return sizes
 
 
@@ -286,11 +287,21 @@ def record_in_manifest(bundle_dir: Path, record: dict) -> None:
     atomic_write_json(path, manifest)
 
 
+def _machine() -> str:
+    """The CPU that ran QEMU (instruction counts do not depend on it; times would)."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as handle:
+            cpu = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
+    except (OSError, StopIteration):
+        cpu = platform.processor() or platform.machine()
+    return f"{cpu}, {os.cpu_count()} cores"
+
+
 def measure_export(bundle_dir: Path, network: bytes, shards_dir: Path, config, clips: int = 4) -> dict:
     """Cortex-M4 + CMSIS-NN figures of a written int8 bundle on `clips` dev-test clips, recorded in its manifest
     (or why they were not measured)."""
-    import platform as host
-
     from asc_tf.data.pipeline import make_dataset
 
     reason = missing_tools("cortex-m4")
@@ -302,6 +313,6 @@ def measure_export(bundle_dir: Path, network: bytes, shards_dir: Path, config, c
             paths = write_clips(list(waves), Path(tmp) / "clips", config.sample_rate)
             figures = measure(Path(bundle_dir) / "firmware", paths, network, "cortex-m4", "cmsis_nn", Path(tmp))
         record = {"measured": "export_tflite.py --firmware_figures (QEMU -icount shift=0: instructions, not cycles)",
-                  "machine": f"{host.machine()} {host.processor()}", "clips": len(paths), "figures": [figures]}
+                  "machine": _machine(), "clips": len(paths), "figures": [figures]}
     record_in_manifest(bundle_dir, record)
     return record

@@ -63,9 +63,14 @@ static void compute_frame(asc_frontend_t *fe) {
   const int32_t t = fe->frame, s = frame_start(t);
   float *work = fe->work;
   kiss_fft_cpx *spectrum = (kiss_fft_cpx *)work;
-  for (int32_t j = 0; j < W; ++j) {
-    const float x = (float)fe->history[reflect(s + j) - fe->base] * (1.0f / 32768.0f);
-    work[j] = x * asc_window[j];
+  if (s >= 0 && s + W <= N) { /* inner frame: no reflection */
+    const int16_t *h = fe->history + (s - fe->base);
+    for (int32_t j = 0; j < W; ++j) work[j] = ((float)h[j] * (1.0f / 32768.0f)) * asc_window[j];
+  } else {
+    for (int32_t j = 0; j < W; ++j) {
+      const float x = (float)fe->history[reflect(s + j) - fe->base] * (1.0f / 32768.0f);
+      work[j] = x * asc_window[j];
+    }
   }
   memset(work + W, 0, sizeof(float) * (ASC_N_FFT - W)); /* zero-padded at the end, as numpy's rfft(n=) */
   kiss_fftr((kiss_fftr_cfg)(void *)&real_fft, work, spectrum);                    /* in place: see ASC_FE_SCRATCH_BYTES */

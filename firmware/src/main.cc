@@ -45,7 +45,7 @@ struct Options {
   size_t arena = 0;
 };
 
-// The smallest arena (16-byte steps) in which the network allocates, runs, and leaves the front end its scratch.
+// The smallest arena (16-byte steps) in which the network allocates and leaves the front end its scratch.
 size_t SearchArena(size_t high) {
   char why[160];
   size_t low = 0;  // invariant: low fails (or is 0), high works
@@ -53,12 +53,8 @@ size_t SearchArena(size_t high) {
   while (high - low > 16) {
     size_t mid = (low + high) / 2 / 16 * 16;
     if (mid <= low) break;
+    // Kernels request their scratch while tensors are allocated, so allocation decides; the clips then run in it.
     bool ok = NetworkSetup(mid, &g_profiler, why, sizeof(why)) && NetworkScratch(ASC_FE_SCRATCH_BYTES);
-    if (ok) {
-      size_t bytes;
-      memset(NetworkInput(&bytes), 0, bytes);
-      ok = NetworkInvoke();
-    }
     NetworkTeardown();
     (ok ? high : low) = mid;
   }
@@ -70,7 +66,7 @@ size_t SearchArena(size_t high) {
 
 int main(int argc, char** argv) {
   Options options;
-  static const char* clips[512];
+  static const char* clips[64];  // clips named on the command line; --list streams any number
   int n_clips = 0;
   for (int i = 1; i < argc; ++i) {
     const char* a = argv[i];
@@ -89,20 +85,12 @@ int main(int argc, char** argv) {
     else if (a[0] == '-' && a[1] == '-') {
       fprintf(stderr, "error: unknown option %s (see firmware/README.md)\n", a);
       return 2;
-    } else if (n_clips < 512) clips[n_clips++] = a;
+    } else if (n_clips < 64) clips[n_clips++] = a;
   }
-  static char list_buffer[64 * 1024];
-  if (options.list) {
-    FILE* f = fopen(options.list, "rb");
-    size_t n = f ? fread(list_buffer, 1, sizeof(list_buffer) - 1, f) : 0;
-    if (f) fclose(f);
-    if (!f) {
-      fprintf(stderr, "error: %s: cannot open the clip list\n", options.list);
-      return 2;
-    }
-    list_buffer[n] = '\0';
-    for (char* line = strtok(list_buffer, "\r\n"); line && n_clips < 512; line = strtok(nullptr, "\r\n"))
-      if (*line) clips[n_clips++] = line;
+  FILE* list = nullptr;
+  if (options.list && !(list = fopen(options.list, "rb"))) {
+    fprintf(stderr, "error: %s: cannot open the clip list\n", options.list);
+    return 2;
   }
   char line[256];
   asc_describe_timer(line, sizeof(line));
@@ -148,11 +136,22 @@ int main(int argc, char** argv) {
     return 2;
   }
   int status = 0;
-  for (int c = 0; c < n_clips; ++c) {
+  static char list_line[512];
+  for (int c = 0;; ++c) {
+    const char* clip = nullptr;
+    if (c < n_clips) {
+      clip = clips[c];
+    } else if (list && fgets(list_line, sizeof(list_line), list)) {
+      list_line[strcspn(list_line, "\r\n")] = '\0';
+      if (!list_line[0]) continue;
+      clip = list_line;
+    } else {
+      break;
+    }
     uint64_t frontend_ticks = 0;
     g_frontend.log_mel = nullptr;
     asc_wav_t wav;
-    bool ok = asc_wav_open(&wav, clips[c], why, sizeof(why)) == 0;
+    bool ok = asc_wav_open(&wav, clip, why, sizeof(why)) == 0;
     if (ok) {
       size_t in_bytes;
       int8_t* input = NetworkInput(&in_bytes);
@@ -173,7 +172,7 @@ int main(int argc, char** argv) {
       asc_wav_close(&wav);
     }
     if (!ok) {
-      fprintf(stderr, "error: %s: %s\n", clips[c], why);
+      fprintf(stderr, "error: %s: %s\n", clip, why);
       status = 2;
       continue;
     }
@@ -184,7 +183,7 @@ int main(int argc, char** argv) {
     g_profiler.Reset();
     uint64_t start = asc_ticks();
     if (!NetworkInvoke()) {
-      fprintf(stderr, "error: %s: Invoke failed\n", clips[c]);
+      fprintf(stderr, "error: %s: Invoke failed\n", clip);
       return 3;
     }
     uint64_t network_ticks = asc_ticks() - start;
@@ -193,17 +192,18 @@ int main(int argc, char** argv) {
     int best = 0;
     for (size_t k = 1; k < n_out; ++k)
       if (out[k] > out[best]) best = static_cast<int>(k);
-    printf("clip %d %s class=%s logits=", c, clips[c], asc_class_names[best]);
+    printf("clip %d %s class=%s logits=", c, clip, asc_class_names[best]);
     for (size_t k = 0; k < n_out; ++k) printf(k ? ",%d" : "%d", out[k]);
     printf(" frontend=%llu network=%llu ops=", (unsigned long long)frontend_ticks,
            (unsigned long long)network_ticks);
     for (int k = 0; k < g_profiler.count(); ++k) printf(k ? ",%llu" : "%llu", (unsigned long long)g_profiler.ticks(k));
     printf("\n");
   }
+  if (list) fclose(list);
   if (dump_input) fclose(dump_input);
   if (dump_mel) fclose(dump_mel);
   ArenaFigures a = NetworkArena();
-  printf("memory arena=%u arena_used=%u non_persistent=%u persistent=%u frontend_scratch=%u(in arena) "
+  printf("memory arena=%u arena_used=%u non_persistent=%u persistent=%u frontend_scratch_in_arena=%u "
          "stack_used=%u heap_used=%u\n",
          (unsigned)a.size, (unsigned)a.used, (unsigned)a.non_persistent, (unsigned)a.persistent,
          (unsigned)ASC_FE_SCRATCH_BYTES, (unsigned)asc_stack_used(), (unsigned)asc_heap_used());
