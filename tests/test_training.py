@@ -213,15 +213,15 @@ def test_mixed_precision_trains_quietly_a_line_per_epoch_and_ends_float32(datase
     """`--precision 16-mixed` trains the network under mixed_float16 with loss scaling (float32 variables); the
     final model and everything evaluated are float32. In a log file (not a terminal) the command prints its own
     lines, one per epoch with the total, and none of TensorFlow's."""
-    result = subprocess.run(_train_command(dataset_dir, data_config, tmp_path, "--n_epochs", "2", "--val_every", "1",
-                                           "--precision", "16-mixed"),
+    result = subprocess.run(_train_command(dataset_dir, data_config, tmp_path, "--n_epochs", "2", "--val_every", "2",
+                                           "--subset", "50", "--precision", "16-mixed"),
                             capture_output=True, text=True, timeout=1800,
                             env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"})
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stderr.splitlines()
-    assert any(line.startswith("training 2 epoch(s) of 7 steps") and "mixed_float16 network" in line for line in lines)
-    assert [line.split(":")[0] for line in lines if line.startswith("epoch ")] == ["epoch 1/2", "epoch 1/2", "epoch 2/2",
-                                                                                   "epoch 2/2"]
+    assert any(line.startswith("training 2 epoch(s) of 4 steps (52 clips of split50") and "mixed_float16 network"
+               in line for line in lines)
+    assert [line.split(":")[0] for line in lines if line.startswith("epoch ")] == ["epoch 1/2", "epoch 2/2", "epoch 2/2"]
     assert "\r" not in result.stderr and "\x1b[" not in result.stderr
     for marker in ("I0000", "E0000", "oneDNN", "cudart", "absl", "TensorSpec"):
         assert marker not in result.stderr + result.stdout, marker
@@ -238,7 +238,8 @@ def test_mixed_precision_trains_quietly_a_line_per_epoch_and_ends_float32(datase
 def test_bf16_mixed_trains_and_evaluates(data_config, shards_dir, tmp_path):
     from asc_tf.training.trainer import train
 
-    config = data_config.replace(project_dir=str(tmp_path), n_epochs=1, wandb="disabled", precision="bf16-mixed")
+    config = data_config.replace(project_dir=str(tmp_path), n_epochs=1, wandb="disabled", precision="bf16-mixed",
+                                 subset=25)
     result = train(config, progress=False)
     model = keras.saving.load_model(result.run.final_model)
     assert {layer.dtype_policy.name for layer in model._flatten_layers()} == {"float32"}
