@@ -176,6 +176,8 @@ def read_torch_zip(path: Path) -> Any:
 def read_state_dict(path: str | Path) -> dict[str, np.ndarray]:
     """Upstream network weights (upstream names -> arrays) from a `.ckpt`, `.pt` or `.npz` file."""
     path = Path(path)
+    if path.suffix not in (".npz", ".ckpt", ".pt", ".pth"):
+        raise CheckpointError(f"{path}: unknown extension {path.suffix!r} (expected .ckpt, .pt, .pth or .npz)")
     if not path.is_file():
         raise CheckpointError(f"{path}: file does not exist" if not path.exists() else f"{path}: not a file")
     if path.suffix == ".npz":

@@ -121,7 +121,7 @@ def test_truncated_shard_gives_a_clear_error(shards_copy, data_config):
     shard = json.loads((shards_copy / MANIFEST).read_text())["tiers"]["test"]["shards"][1]["file"]
     data = (shards_copy / shard).read_bytes()
     (shards_copy / shard).write_bytes(data[: len(data) // 2])
-    with pytest.raises(ShardError, match=rf"{shard}: \d+ bytes, the manifest says \d+ \(truncated or corrupt\).*convert again"):
+    with pytest.raises(ShardError, match=rf"{shard}: \d+ bytes, the manifest says \d+ \(truncated or corrupt\): reconvert with python -m asc_tf.data.convert .*--verify"):
         make_dataset(shards_copy, "test", data_config, training=False)
     make_dataset(shards_copy, "split5", data_config, training=False)  # other splits stay readable
 
@@ -133,8 +133,12 @@ def test_corrupt_shard_contents_detected(shards_copy, data_config):
     (shards_copy / shard).write_bytes(bytes(data))
     with pytest.raises(ShardError, match=rf"{shard}: contents differ from the manifest's sha256"):
         make_dataset(shards_copy, "test", data_config, training=False, verify="hash")
-    with pytest.raises(tf.errors.DataLossError):  # without the hash check, TFRecord's CRC still refuses it
+    # without the hash check, TFRecord's CRC still refuses it, and the failing record is traced to its shard
+    with pytest.raises(ShardError, match=rf"{shard}: contents differ .*corrupted record at \d+: reconvert with"):
         for _ in make_dataset(shards_copy, "test", data_config, training=False):
+            pass
+    with pytest.raises(tf.errors.DataLossError):  # streamed: raised while iterating (train() names the shard)
+        for _ in make_dataset(shards_copy, "test", data_config.replace(cache="no"), training=False):
             pass
 
 
