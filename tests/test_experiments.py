@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -92,3 +93,21 @@ def test_data_efficiency_and_mixstyle_end_to_end(data_config, shards_dir, tmp_pa
     assert len(_runs(root)) == 6
     text = (tmp_path / "experiments" / "mixstyle.md").read_text()
     assert "| mixstyle_p 0.4 | 1 |" in text and "| mixstyle_p 0 | 1 |" in text and "Paired difference" in text
+
+
+def test_demo_refuses_a_demo_dataset_of_another_profile(tmp_path, monkeypatch):
+    """An existing data/synthetic of the easy profile (or made before profiles existed) is never reused silently
+    for a tau run, nor overwritten: one error says what to do."""
+    from asc_tf.data import synthetic
+    from asc_tf.training.demo import demo_config
+    from asc_tf.training.runs import RunError
+
+    monkeypatch.chdir(tmp_path)
+    dev = tmp_path / "data" / "synthetic" / synthetic.DEV_DIR_NAME
+    dev.mkdir(parents=True)
+    (dev / "meta.csv").write_text("filename\tscene_label\tidentifier\tsource_label\n")
+    with pytest.raises(RunError, match="holds the 'easy' synthetic dataset, not 'tau'"):
+        demo_config(Config(synthetic_difficulty="tau"))
+    assert demo_config(Config(synthetic_difficulty="easy")).dataset_dir == str(Path("data/synthetic") / dev.name)
+    (dev.parent / synthetic.DESCRIPTION_NAME).write_text('{"seed": 0, "size": "medium", "difficulty": "tau"}')
+    assert demo_config(Config(synthetic_difficulty="tau")).seed == 0
