@@ -77,7 +77,7 @@ def main() -> None:
         frontend_bytes, network_bytes = random_baseline()
         frontend_tflite = TFLiteModel(frontend_bytes, args.threads)
         folder = Path(tempfile.mkdtemp())
-        edge = _edge_of(network_bytes, args.threads, folder)
+        edge = _edge_of(network_bytes, frontend_bytes, args.threads, folder)
         if args.save_bundle:
             shutil.move(str(folder), str(args.save_bundle))  # the bundle was written whole in `folder`
         source = "random baseline (exported here)"
@@ -123,8 +123,9 @@ def frontend_agreement(numpy_frontend, tflite_frontend) -> dict:
             "at_value": float(v[where]), "at_band": int(where[1]), "relative": relative}
 
 
-def _edge_of(network: bytes, threads: int, folder: Path):
-    """An edge Classifier over an in-memory int8 network: a minimal bundle (manifest + network file) in `folder`."""
+def _edge_of(network: bytes, frontend: bytes, threads: int, folder: Path):
+    """An edge Classifier over in-memory models: a minimal bundle (manifest, network and front-end files, which the
+    manifest checks need) in `folder`."""
     import hashlib
     import json
 
@@ -135,11 +136,14 @@ def _edge_of(network: bytes, threads: int, folder: Path):
 
     config = Config()
     (folder / "network_int8.tflite").write_bytes(network)
-    model = TFLiteModel(network)
-    entry = {"path": "network_int8.tflite", "bytes": len(network), "sha256": hashlib.sha256(network).hexdigest()}
+    (folder / "frontend_float32.tflite").write_bytes(frontend)
+    model, front = TFLiteModel(network), TFLiteModel(frontend)
+    entry = lambda name, data: {"path": name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}  # noqa: E731
     manifest = {"format": "asc-tf-export/1", "precision": "int8", "classes": list(CLASSES),
-                "sample_rate": config.sample_rate, "clip_samples": config.sample_rate, "files": {"network": entry},
-                "inputs": {"network": tensor_io(model.input)}, "outputs": {"network": tensor_io(model.output)},
+                "sample_rate": config.sample_rate, "clip_samples": config.sample_rate, "files": {"network": entry("network_int8.tflite", network),
+                                                          "frontend": entry("frontend_float32.tflite", frontend)},
+                "inputs": {"network": tensor_io(model.input), "frontend": tensor_io(front.input)},
+                "outputs": {"network": tensor_io(model.output), "frontend": tensor_io(front.output)},
                 "frontend": {"sample_rate": config.sample_rate, "n_fft": config.n_fft,
                              "window_length": config.window_length, "hop_length": config.hop_length,
                              "n_mels": config.n_mels, "f_min": config.f_min, "f_max": config.f_max}}

@@ -151,8 +151,17 @@ def test_fp16_litert_matches_keras(fp16_export):
 
 
 def test_int8_litert_agrees_with_keras(int8_export):
+    """int8 changes a class only where the float model nearly ties. The fixture model is weak on purpose (macro
+    ~0.55), so 5-10 % of its clips are near-ties and plain agreement moves with training noise (0.94-0.98 seen);
+    what must hold is that every clip the float model decides by more than twice the int8 noise keeps its class."""
     report = int8_export.accuracy
-    assert report.top1_agreement >= 0.95
+    keras_logits, int8_logits = report.keras_logits, report.exported_logits
+    noise = np.quantile(np.abs(int8_logits - keras_logits), 0.99)
+    ranked = np.sort(keras_logits, axis=1)
+    decided = ranked[:, -1] - ranked[:, -2] > 2 * noise
+    assert decided.mean() >= 0.5  # the check below is about most clips, not a handful
+    assert np.array_equal(keras_logits[decided].argmax(1), int8_logits[decided].argmax(1))
+    assert report.top1_agreement >= 0.9
     # beyond the argmax, the int8 logits must track the float ones (quantization noise, not a different model)
     correlation = np.corrcoef(report.exported_logits.ravel(), report.keras_logits.ravel())[0, 1]
     assert correlation >= 0.99
