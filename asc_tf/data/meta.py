@@ -16,6 +16,8 @@ CLASSES: tuple[str, ...] = (
     "shopping_mall", "street_pedestrian", "street_traffic", "tram",
 )
 DEVICES: tuple[str, ...] = ("a", "b", "c", "s1", "s2", "s3", "s4", "s5", "s6")
+CITIES: tuple[str, ...] = ("amsterdam", "barcelona", "helsinki", "lisbon", "london", "lyon",  # TAU 2022's 12 cities
+                           "madrid", "milan", "paris", "prague", "stockholm", "vienna")
 DEVICE_GROUPS: dict[str, str] = {
     "a": "real", "b": "real", "c": "real",
     "s1": "seen", "s2": "seen", "s3": "seen",

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from asc_tf.data.meta import CLASSES, DEVICES
+from asc_tf.data.meta import CITIES, CLASSES, DEVICES
 from asc_tf.data.splits import SUBSETS
 from asc_tf.io import atomic_path, atomic_write_text
 
@@ -44,8 +44,6 @@ EVAL_DIR_NAME = "TAU-urban-acoustic-scenes-2024-mobile-evaluation"
 EVAL_LABELS_NAME = "synthetic-evaluation-labels.csv"
 DESCRIPTION_NAME = "synthetic.json"  # how the dataset was made: seed, size, difficulty
 SAMPLE_RATE = 44100
-CITIES = ("amsterdam", "barcelona", "helsinki", "lisbon", "london", "lyon",
-          "madrid", "milan", "paris", "prague", "stockholm", "vienna")
 TRAIN_DEVICES = ("a", "b", "c", "s1", "s2", "s3")
 DIFFICULTIES = ("tau", "easy")  # tau: as hard as TAU 2022 Mobile (the default); easy: learnt in seconds (tests)
 WORLD_SEED = 2024  # scenes and devices are the same for every --seed: only the recordings change

@@ -16,8 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from asc_tf.data.meta import CLASSES, DEVICES
-from asc_tf.data.synthetic import CITIES
+from asc_tf.data.meta import CITIES, CLASSES, DEVICES
 
 SAMPLE_RATE = 44100
 WORLD_SEED = 2024 + 100  # another stream than the easy profile's world
