@@ -247,10 +247,17 @@ def test_each_run_reaches_wandb_in_the_protocols_group(tmp_path, monkeypatch):
 
     from asc_tf.training.fleet import _wandb_group
 
+    from asc_tf.config import Config
+    from asc_tf.training.runs import create_run
+    from asc_tf.training.trainer import start_wandb
+
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.delenv("WANDB_RUN_GROUP", raising=False)
+    earlier = wandb.init(project="p", id="g0", mode="offline", dir=str(tmp_path))  # wandb set up before the group
+    earlier.finish()
+    config = Config(project_dir=str(tmp_path), wandb="offline")
     with _wandb_group("protocol"):
-        run = wandb.init(project="p", id="g1", mode="offline", dir=str(tmp_path))
+        run = start_wandb(config, create_run(config, "g1"), resume=False)  # as train() starts it
         assert run.group == "protocol"
         run.finish()
     assert "WANDB_RUN_GROUP" not in os.environ

@@ -127,7 +127,9 @@ def start_wandb(config: Config, run: Run, resume: bool) -> Any:
         log.info("W&B offline: sync later with `wandb sync %s/wandb`", run.path)
     return wandb.init(project=config.project_name, name=config.experiment_name, id=run.run_id, tags=["DCASE24"],
                       config=config.to_dict(), dir=str(run.path), mode=mode, resume="allow" if resume else None,
-                      notes="asc-tf port of the DCASE2024 Task 1 baseline")
+                      notes="asc-tf port of the DCASE2024 Task 1 baseline",
+                      group=os.environ.get("WANDB_RUN_GROUP"))  # read here: wandb's settings of an earlier
+    # wandb.init in this process would otherwise win (asc_tf.protocol sets the group per run)
 
 
 def _wandb_logged_in() -> bool:
