@@ -26,6 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the conversion loads Tenso
 import numpy as np  # noqa: E402
 
 from bench.pipeline import machine  # noqa: E402
+from bench.timing import per_clip_ms  # noqa: E402
 
 
 _THREADPOOLS = None
@@ -53,17 +54,6 @@ def dense_resample(waveform: np.ndarray, orig_sr: int, new_sr: int) -> np.ndarra
     target = math.ceil(new * x.shape[-1] / orig)
     return np.ascontiguousarray(out[:, :target]).reshape(*x.shape[:-1], target)
 
-
-def per_clip_ms(fn, clips: list[np.ndarray]) -> tuple[float, float]:
-    """(median wall ms, median CPU ms of this thread) per call."""
-    fn(clips[0])
-    wall, cpu = [], []
-    for clip in clips:
-        w, c = time.perf_counter_ns(), time.thread_time_ns()
-        fn(clip)
-        cpu.append(time.thread_time_ns() - c)
-        wall.append(time.perf_counter_ns() - w)
-    return float(np.median(wall)) / 1e6, float(np.median(cpu)) / 1e6
 
 
 def conversion_rate(dataset_dir: Path, out: Path, resampler) -> tuple[float, int]:

@@ -25,20 +25,10 @@ for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # 
 import numpy as np  # noqa: E402
 
 from bench.pipeline import machine  # noqa: E402
+from bench.timing import per_clip_ms  # noqa: E402
 
 GOLDEN = Path(__file__).resolve().parents[2] / "shared" / "golden" / "upstream_golden.npz"
 
-
-def per_clip_ms(fn, clips: np.ndarray) -> tuple[float, float]:
-    """(median wall ms, median CPU ms of this thread) per clip."""
-    fn(clips[0])
-    wall, cpu = [], []
-    for clip in clips:
-        w, c = time.perf_counter_ns(), time.thread_time_ns()
-        fn(clip)
-        cpu.append(time.thread_time_ns() - c)
-        wall.append(time.perf_counter_ns() - w)
-    return float(np.median(wall)) / 1e6, float(np.median(cpu)) / 1e6
 
 
 def check_upstream(upstream, torch) -> str:
