@@ -1,14 +1,14 @@
 """Latency per 1 s clip of what ships, on one thread: the front end in numpy (the edge runtime) and as the TFLite
 front-end model, the int8 network under LiteRT, and the total as the edge runtime runs it (asc_tf.edge).
 
-With `--bundle DIR` it times an export bundle (export_tflite.py --int8); without, it exports a randomly
-initialised baseline in memory first (calibrated on random audio: latency does not depend on
-the weights' values).
+With `--bundle DIR` it times an export bundle (export_tflite.py --int8 or --fp16); without, it exports a randomly
+initialised baseline in memory first (int8 calibrated on random audio, or fp16 with `--precision fp16`: latency
+does not depend on the weights' values).
 
-    python bench/tflite_latency.py [--bundle DIR] [--clips 50] [--threads 1] [--save_bundle DIR]
+    python bench/tflite_latency.py [--bundle DIR] [--clips 50] [--threads 1] [--precision fp16] [--save_bundle DIR]
 
-`--save_bundle DIR` keeps the random baseline's minimal int8 bundle (manifest + network) for
-`bench/upstream_latency.py`, which runs without TensorFlow.
+`--save_bundle DIR` keeps the random baseline's minimal bundle (manifest, network, front end) for
+`bench/upstream_latency.py` and `bench/edge_stages.py`, which run without TensorFlow.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ import numpy as np  # noqa: E402
 from bench.pipeline import machine  # noqa: E402
 
 
-def random_baseline() -> tuple[bytes, bytes]:
-    """(front end, int8 network) of an untrained baseline model."""
+def random_baseline(precision: str = "int8") -> tuple[bytes, bytes]:
+    """(front end, int8 or fp16 network) of an untrained baseline model."""
     import keras
 
     import asc_tf
@@ -37,6 +37,8 @@ def random_baseline() -> tuple[bytes, bytes]:
     model = asc_tf.build_model()
     frontend = tflite.frontend_of(model)
     audio = np.random.default_rng(0).normal(0, 0.05, (32, 32000)).astype(np.float32)
+    if precision == "fp16":
+        return tflite.convert_frontend(frontend, 32000), tflite.convert_network_fp16(tflite.network_of(model))
     mels = [m[None] for m in np.asarray(frontend(audio, training=False))]
     return tflite.convert_frontend(frontend, 32000), tflite.convert_network_int8(tflite.network_of(model), mels)
 
@@ -53,7 +55,9 @@ def median_ms(fn, inputs: list[np.ndarray]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--bundle", type=Path, help="an int8 export bundle (default: export a random baseline)")
+    parser.add_argument("--bundle", type=Path, help="an export bundle (default: export a random baseline)")
+    parser.add_argument("--precision", choices=("int8", "fp16"), default="int8",
+                        help="the random baseline's network (without --bundle)")
     parser.add_argument("--clips", type=int, default=50)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--save_bundle", type=Path, help="keep the random baseline's int8 bundle in this new folder")
@@ -74,10 +78,10 @@ def main() -> None:
 
         if args.save_bundle and args.save_bundle.exists():
             parser.error(f"{args.save_bundle} exists: give a new folder")
-        frontend_bytes, network_bytes = random_baseline()
+        frontend_bytes, network_bytes = random_baseline(args.precision)
         frontend_tflite = TFLiteModel(frontend_bytes, args.threads)
         folder = Path(tempfile.mkdtemp())
-        edge = _edge_of(network_bytes, frontend_bytes, args.threads, folder)
+        edge = _edge_of(network_bytes, frontend_bytes, args.threads, folder, args.precision)
         if args.save_bundle:
             shutil.move(str(folder), str(args.save_bundle))  # the bundle was written whole in `folder`
         source = "random baseline (exported here)"
@@ -93,8 +97,8 @@ def main() -> None:
     print(f"{args.threads} thread(s), {source}, median of {args.clips} clips; interpreter {describe()}; {machine()}")
     print(f"  front end, numpy (edge runtime)        {front_numpy:7.2f} ms per clip   (target <= 1.0)")
     print(f"  front end, TFLite model (LiteRT)       {front_tflite:7.2f} ms per clip")
-    print(f"  network, int8 (LiteRT)                 {network:7.2f} ms per clip")
-    print(f"  total, edge runtime (numpy + int8)     {total:7.2f} ms per clip   (target <= 1.6)")
+    print(f"  network, {edge.precision} (LiteRT)                 {network:7.2f} ms per clip")
+    print(f"  total, edge runtime (numpy + {edge.precision})     {total:7.2f} ms per clip   (target <= 1.6)")
     print(f"  numpy vs TFLite front end on {agreement['clips']} clips at -10..-80 dBFS (noise; tones over noise): "
           f"max |log-mel difference| {agreement['loud']:.1e} where log-mel >= -4, {agreement['quiet']:.1e} below "
           f"(largest at log-mel {agreement['at_value']:.1f}, band {agreement['at_band']}); max |mel difference| "
@@ -123,7 +127,7 @@ def frontend_agreement(numpy_frontend, tflite_frontend) -> dict:
             "at_value": float(v[where]), "at_band": int(where[1]), "relative": relative}
 
 
-def _edge_of(network: bytes, frontend: bytes, threads: int, folder: Path):
+def _edge_of(network: bytes, frontend: bytes, threads: int, folder: Path, precision: str = "int8"):
     """An edge Classifier over in-memory models: a minimal bundle (manifest, network and front-end files, which the
     manifest checks need) in `folder`."""
     import hashlib
@@ -135,12 +139,13 @@ def _edge_of(network: bytes, frontend: bytes, threads: int, folder: Path):
     from asc_tf.export.runtime import TFLiteModel, tensor_io
 
     config = Config()
-    (folder / "network_int8.tflite").write_bytes(network)
+    network_file = f"network_{precision}.tflite"
+    (folder / network_file).write_bytes(network)
     (folder / "frontend_float32.tflite").write_bytes(frontend)
     model, front = TFLiteModel(network), TFLiteModel(frontend)
     entry = lambda name, data: {"path": name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}  # noqa: E731
-    manifest = {"format": "asc-tf-export/1", "precision": "int8", "classes": list(CLASSES),
-                "sample_rate": config.sample_rate, "clip_samples": config.sample_rate, "files": {"network": entry("network_int8.tflite", network),
+    manifest = {"format": "asc-tf-export/1", "precision": precision, "classes": list(CLASSES),
+                "sample_rate": config.sample_rate, "clip_samples": config.sample_rate, "files": {"network": entry(network_file, network),
                                                           "frontend": entry("frontend_float32.tflite", frontend)},
                 "inputs": {"network": tensor_io(model.input), "frontend": tensor_io(front.input)},
                 "outputs": {"network": tensor_io(model.output), "frontend": tensor_io(front.output)},

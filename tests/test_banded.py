@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.fft
 
 from asc_tf import Config
 from asc_tf.edge.frontend import LogMel
@@ -63,6 +64,39 @@ def test_numpy_front_end_equals_keras(inputs):
     numpy_mel = np.stack([LogMel()(x) for x in inputs])
     assert numpy_mel.dtype == np.float32 and numpy_mel.shape == keras_mel.shape
     assert np.max(np.abs(numpy_mel - keras_mel)) < 1e-4
+
+
+def test_numpy_front_end_is_the_plain_expression(inputs):
+    """Windowing into the per-thread buffer and the in-place power, mel and log change no bit of the result."""
+    frontend = LogMel()
+    for x in inputs:
+        padded = np.pad(x, 2048, mode="reflect")[frontend.offset:]
+        frames = np.lib.stride_tricks.sliding_window_view(padded, 3072)[::500][:65]
+        spectrum = scipy.fft.rfft(frames * frontend.window, n=4096, axis=-1)
+        power = np.square(spectrum.real) + np.square(spectrum.imag)
+        mel = np.concatenate([power[:, b.bin_lo:b.bin_hi] @ b.weights for b in frontend.blocks], axis=1)
+        np.testing.assert_array_equal(frontend(x), np.log(mel + np.float32(1e-5)).T)
+        np.testing.assert_array_equal(frontend.power(x), power)
+
+
+def test_numpy_front_end_buffers_are_never_returned(inputs):
+    """Results survive later calls (other clips, other lengths, other threads): the buffers stay inside."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    frontend = LogMel()
+    first, power = frontend(inputs[0]), frontend.power(inputs[1])
+    kept_first, kept_power = first.copy(), power.copy()
+    frontend(inputs[3]), frontend.power(inputs[4])
+    np.testing.assert_array_equal(first, kept_first)
+    np.testing.assert_array_equal(power, kept_power)
+    short = frontend(inputs[2][:20000])
+    assert short.shape == (256, 41)
+    np.testing.assert_array_equal(short, LogMel()(inputs[2][:20000]))
+    sequential = [LogMel()(x) for x in inputs]
+    with ThreadPoolExecutor(4) as pool:
+        threaded = list(pool.map(frontend, list(inputs) * 8))
+    for i, out in enumerate(threaded):
+        np.testing.assert_array_equal(out, sequential[i % len(inputs)])
 
 
 def test_exported_front_end_is_banded_and_equals_numpy(int8_export, inputs):

@@ -17,6 +17,7 @@ import soundfile as sf
 from asc_tf.edge import Classifier
 from asc_tf.edge.__main__ import main as edge_main
 from asc_tf.export.bundle import load_bundle
+from asc_tf.export.runtime import Quantization, round_half_away
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -37,6 +38,20 @@ def clips() -> np.ndarray:
     t = np.arange(32000) / 32000
     return np.stack([(rng.normal(size=32000) * 0.02 * (i + 1) + 0.05 * np.sin(2 * np.pi * 440 * (i + 1) * t))
                      for i in range(4)]).astype(np.float32)
+
+
+def test_input_quantization_rounds_ties_away_from_zero_and_clips():
+    """TFLite's QUANTIZE and the firmware's roundf: ties away from zero (numpy's round would go to even)."""
+    q = Quantization(0.25, -3)
+    x = np.array([0.125, -0.125, 0.375, -0.375, 0.1, -0.1, 100.0, -100.0, 0.0, -0.0], np.float32)
+    np.testing.assert_array_equal(q.quantize(x), np.array([-2, -4, -1, -5, -3, -3, 127, -128, -3, -3], np.int8))
+    q = Quantization(0.0627451, 5)
+    x = np.random.default_rng(0).normal(-4, 4, (1, 256, 65, 1)).astype(np.float32)
+    x.flat[:200] = ((np.arange(200) - 100.5) * np.float64(q.scale)).astype(np.float32)  # ties, up to float32 rounding
+    reference = np.clip(round_half_away(x.astype(np.float64) / q.scale) + q.zero_point, -128, 127).astype(np.int8)
+    out = q.quantize(x)
+    assert out.dtype == np.int8 and out.shape == x.shape
+    np.testing.assert_array_equal(out, reference)
 
 
 def test_classifier_equals_the_bundles_litert_pipeline(int8_export, clips):
