@@ -6,8 +6,8 @@ network under LiteRT; and which of the network's ops XNNPACK takes (the rest run
     python bench/tflite_latency.py --precision fp16 --save_bundle /tmp/rb_fp16
     python bench/edge_stages.py --bundle /tmp/rb_int8 /tmp/rb_fp16 [--clips 60] [--rounds 5]
 
-Stages are timed in thread CPU time, clip by clip and bundle by bundle in turn (rounds interleaved), so a shared
-machine's load shifts them together; the load average is printed.
+Stages are timed in thread CPU time; each round makes one pass over the clips per bundle and measure, in turn, so a
+shared machine's load shifts them together; the load average is printed.
 """
 
 from __future__ import annotations
@@ -109,23 +109,27 @@ def main() -> None:
     stages = [stage_functions(c) for c in classifiers]
     builtin = [builtin_kernels(b / c.manifest["files"]["network"]["path"]) for b, c in zip(args.bundle, classifiers)]
     times: list[dict[str, list[int]]] = [{} for _ in classifiers]
-    for _ in range(args.rounds):
-        for clip in clips:
-            for i, (c, fns) in enumerate(zip(classifiers, stages)):
+    quantized = [[fns["reshape + quantize"](c.log_mel(resample(x, 44100, 32000))) for x in clips]
+                 for c, fns in zip(classifiers, stages)]
+    for _ in range(args.rounds):  # a pass over the clips per bundle and measure, passes in turn (warm caches)
+        for i, (c, fns) in enumerate(zip(classifiers, stages)):
+            for clip in clips:
                 x, start = clip, time.thread_time_ns()
                 for name, fn in fns.items():
                     x = fn(x)
                     now = time.thread_time_ns()
                     times[i].setdefault(name, []).append(now - start)
                     start = now
-                q = fns["reshape + quantize"](c.log_mel(resample(clip, 44100, 32000)))
-                builtin[i].set_tensor(builtin[i].get_input_details()[0]["index"], q)
-                start = time.thread_time_ns()
-                builtin[i].invoke()
-                times[i].setdefault("network invoke, XNNPACK off (builtin)", []).append(time.thread_time_ns() - start)
+            for clip in clips:
                 start = time.thread_time_ns()
                 c.predict(resample(clip, 44100, 32000))
                 times[i].setdefault("whole (resample + Classifier.predict)", []).append(time.thread_time_ns() - start)
+            index = builtin[i].get_input_details()[0]["index"]
+            for q in quantized[i]:
+                builtin[i].set_tensor(index, q)
+                start = time.thread_time_ns()
+                builtin[i].invoke()
+                times[i].setdefault("network invoke, XNNPACK off (builtin)", []).append(time.thread_time_ns() - start)
 
     print(f"machine: {machine()}; load average before {load_before:.2f}, after {os.getloadavg()[0]:.2f}")
     print(f"interpreter {describe()}, numpy {np.__version__}, scipy {scipy.__version__}; "

@@ -8,18 +8,19 @@ Needs the edge packages and torch + torchaudio in one environment (not requireme
         torch==2.9.1 'torchaudio==2.9.*'
     python bench/tflite_latency.py --save_bundle /tmp/random_int8     # any int8 bundle will do (needs TF)
     python bench/tflite_latency.py --precision fp16 --save_bundle /tmp/random_fp16    # optional, for comparison
-    venv-torch/bin/python bench/upstream_latency.py --bundle /tmp/random_int8 [/tmp/random_fp16] [--clips 100] [--rounds 3]
+    venv-torch/bin/python bench/upstream_latency.py --bundle /tmp/random_int8 [/tmp/random_fp16] [--clips 100]
 
-With several bundles, each is one more shipped side in the same interleaved rounds (the first is the one the ratio
-and the 6x budget line are about). Wall time of a long call includes the other processes' share of the CPU on a
-loaded machine (upstream's path is preempted more often than the shorter shipped one): the CPU ratio is the one
-that load changes least.
+With several bundles, each is one more shipped side in the same interleaved rounds (the 6x budget line is about the
+first). Wall time of a long call includes the other processes' share of the CPU on a loaded machine (upstream's
+path is preempted more often than the shorter shipped one; the involuntary context switches per clip are printed):
+the CPU ratio is the one that load changes least.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 from pathlib import Path
 
@@ -32,6 +33,7 @@ import numpy as np  # noqa: E402
 from bench.pipeline import machine  # noqa: E402
 from bench.timing import per_clip_ms  # noqa: E402
 
+RUSAGE_THREAD = getattr(resource, "RUSAGE_THREAD", resource.RUSAGE_SELF)  # Linux: this thread's switches only
 GOLDEN = Path(__file__).resolve().parents[2] / "shared" / "golden" / "upstream_golden.npz"
 
 
@@ -95,10 +97,13 @@ def main() -> None:
                                                     clips),
              "upstream: network (torch)": (lambda m: upstream.model(torch.from_numpy(m)[None, None]), mels)}
     results: dict[str, list[tuple[float, float]]] = {}
+    preempted: dict[str, int] = {}
     sides = [(f"shipped (edge runtime, {c.precision})", shipped(c)) for c in classifiers]
     for _ in range(args.rounds):
         for name, fn in sides + [("upstream (torch eager)", upstream_eager)]:
+            before = resource.getrusage(RUSAGE_THREAD).ru_nivcsw
             results.setdefault(name, []).append(per_clip_ms(fn, clips))
+            preempted[name] = preempted.get(name, 0) + resource.getrusage(RUSAGE_THREAD).ru_nivcsw - before
     with torch.inference_mode():
         for name, (fn, inputs) in parts.items():
             results[name] = [per_clip_ms(fn, inputs)]
@@ -113,7 +118,9 @@ def main() -> None:
     print(f"per 1 s clip at 44.1 kHz, median of {args.clips} clips, best of {args.rounds} interleaved rounds:")
     for name, runs in results.items():
         wall, cpu = min(runs)
-        print(f"  {name:40s} {wall:7.3f} ms wall  {cpu:7.3f} ms CPU")
+        switches = f"  {preempted[name] / (len(clips) + 1) / len(runs):.2f} preemptions per clip" \
+            if name in preempted else ""
+        print(f"  {name:40s} {wall:7.3f} ms wall  {cpu:7.3f} ms CPU{switches}")
     (uw, uc) = min(results["upstream (torch eager)"])
     for name, _ in sides:
         sw, sc = min(results[name])
