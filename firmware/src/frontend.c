@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "platform.h"
 #include "_kiss_fft_guts.h"
 #include "kiss_fft.h"
 #include "tools/kiss_fftr.h"
@@ -52,6 +53,7 @@ static void frame_span(int32_t t, int32_t *low, int32_t *high) {
 
 void asc_frontend_begin(asc_frontend_t *fe, int8_t *input, float *log_mel, void *scratch) {
   fe->base = fe->count = fe->frame = 0;
+  memset(fe->stage_ticks, 0, sizeof(fe->stage_ticks));
   fe->input = input;
   fe->log_mel = log_mel;
   fe->history = (int16_t *)scratch;
@@ -63,6 +65,7 @@ static void compute_frame(asc_frontend_t *fe) {
   const int32_t t = fe->frame, s = frame_start(t);
   float *work = fe->work;
   kiss_fft_cpx *spectrum = (kiss_fft_cpx *)work;
+  uint64_t t0 = asc_ticks(), t1;
   if (s >= 0 && s + W <= N) { /* inner frame: no reflection */
     const int16_t *h = fe->history + (s - fe->base);
     for (int32_t j = 0; j < W; ++j) work[j] = ((float)h[j] * (1.0f / 32768.0f)) * asc_window[j];
@@ -73,23 +76,37 @@ static void compute_frame(asc_frontend_t *fe) {
     }
   }
   memset(work + W, 0, sizeof(float) * (ASC_N_FFT - W)); /* zero-padded at the end, as numpy's rfft(n=) */
+  t1 = asc_ticks();
+  fe->stage_ticks[0] += t1 - t0;
   kiss_fftr((kiss_fftr_cfg)(void *)&real_fft, work, spectrum);                    /* in place: see ASC_FE_SCRATCH_BYTES */
+  t0 = asc_ticks();
+  fe->stage_ticks[1] += t0 - t1;
+#pragma GCC unroll 4 /* 9 -> 7.5 instructions per bin on Cortex-M4 */
   for (int32_t k = 0; k <= HALF; ++k) {
     const float re = spectrum[k].r, im = spectrum[k].i;
     work[k] = re * re + im * im; /* power k overwrites floats k only: spectrum k was read first */
   }
+  t1 = asc_ticks();
+  fe->stage_ticks[2] += t1 - t0;
+  float *mel = work + HALF + 2; /* after the power spectrum, in the same scratch */
   for (int32_t m = 0; m < ASC_N_MELS; ++m) {
     const float *p = work + asc_mel_first_bin[m];
     const float *w = asc_mel_weights + asc_mel_offset[m];
     float acc = 0.0f;
     for (int32_t k = 0; k < asc_mel_n_bins[m]; ++k) acc += p[k] * w[k];
-    const float v = logf(acc + ASC_LOG_OFFSET);
+    mel[m] = acc;
+  }
+  t0 = asc_ticks();
+  fe->stage_ticks[3] += t0 - t1;
+  for (int32_t m = 0; m < ASC_N_MELS; ++m) {
+    const float v = logf(mel[m] + ASC_LOG_OFFSET);
     const int32_t at = m * ASC_N_FRAMES + t;
     if (fe->log_mel) fe->log_mel[at] = v;
     float q = roundf(v / ASC_INPUT_SCALE) + (float)ASC_INPUT_ZERO_POINT;
     q = q < -128.0f ? -128.0f : (q > 127.0f ? 127.0f : q);
     fe->input[at] = (int8_t)q;
   }
+  fe->stage_ticks[4] += asc_ticks() - t0;
 }
 
 static int frame_ready(const asc_frontend_t *fe) {

@@ -25,6 +25,10 @@ extern "C" {
 #define ASC_FE_FFT_BYTES (sizeof(float) * ASC_N_FFT)
 #define ASC_FE_SCRATCH_BYTES (ASC_FE_HISTORY_BYTES + ASC_FE_WORK_BYTES + ASC_FE_FFT_BYTES)
 
+/* The stages of a frame whose time is kept (asc_ticks() between them; a few instructions per frame). */
+#define ASC_FE_N_STAGES 5
+#define ASC_FE_STAGE_NAMES {"window", "fft", "power", "mel", "log_quantize"}
+
 typedef struct {
   int16_t *history;                /* samples [base, base + count) of the clip, ASC_FE_HISTORY at most */
   int32_t base, count;
@@ -32,6 +36,7 @@ typedef struct {
   int8_t *input;                   /* network input [ASC_N_MELS * ASC_N_FRAMES], mel-major */
   float *log_mel;                  /* optional copy of the float log-mel, same layout (NULL: none) */
   float *work;                     /* ASC_FE_SCRATCH_BYTES: frame, spectrum, power */
+  uint64_t stage_ticks[ASC_FE_N_STAGES]; /* time per stage, summed over the frames (platform ticks) */
 } asc_frontend_t;
 
 /* Check the FFT tables once. Returns 0, or -1 if they do not describe a real FFT of ASC_N_FFT. */
