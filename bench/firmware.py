@@ -3,8 +3,8 @@ map, the smallest tensor arena that runs, and instructions per clip under QEMU -
 each op; CMSIS-NN against TFLite Micro's reference kernels), with what a 168 / 480 MHz part would need.
 
     python bench/firmware.py --bundle exports/<id>_int8 --audio DIR [--clips 8] [--targets cortex-m4,...]
-                             [--kernels cmsis_nn,reference] [--reference_clips 2] [--json out.json]
-                             [--update_manifest]
+                             [--kernels cmsis_nn,reference] [--reference_clips 2] [--compare_host]
+                             [--json out.json] [--update_manifest]
 
 Clips: the first --clips audio files of --audio (any rate: resampled to 32 kHz as the edge runtime does, stored
 as 16-bit WAV). Instructions are QEMU's instruction count (-icount shift=0), not cycles: the cycle estimates
@@ -22,6 +22,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
 
 from bench.pipeline import machine  # noqa: E402
 
@@ -68,6 +70,40 @@ def format_report(figures: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def compare_with_host(model_dir: Path, clips: list, runs: dict, work: Path) -> dict:
+    """Run the host build (reference kernels) on `clips` and compare every Cortex-M run's int8 logits with it."""
+    from asc_tf.export import firmware_build as fw
+
+    host = fw.run(fw.build(model_dir, "host", build_dir=work), "host", clips)
+    if host.returncode != 0 or len(host.clips) != len(clips):
+        raise fw.FirmwareError(f"the host firmware failed on the clips: {host.errors[:3]}")
+    by_name = {Path(c.path).name: c.logits for c in host.clips}
+    out = {}
+    for (target, kernels), run in runs.items():
+        if target == "host":
+            continue
+        differ = [Path(c.path).name for c in run.clips if not np.array_equal(c.logits, by_name[Path(c.path).name])]
+        worst = max((int(np.max(np.abs(c.logits.astype(int) - by_name[Path(c.path).name].astype(int))))
+                     for c in run.clips), default=0)
+        out[f"{target} {kernels}"] = {"clips": len(run.clips), "equal": len(run.clips) - len(differ),
+                                      "differ": differ, "max_abs_difference": worst}
+    return out
+
+
+def format_stages(figures: list[dict]) -> str:
+    """The front end's instructions per clip by stage (the rest of the front end is buffering the samples)."""
+    rows = [f for f in figures if f.get("frontend_stages")]
+    if not rows:
+        return ""
+    names = list(rows[0]["frontend_stages"])
+    lines = ["| target | kernels | " + " | ".join(names) + " | other | front end |", "|---" * (len(names) + 4) + "|"]
+    for f in rows:
+        stages = f["frontend_stages"]
+        lines.append(f"| {f['target']} | {f['kernels']} | " + " | ".join(f"{stages[n]:,}" for n in names) +
+                     f" | {f['frontend'] - sum(stages.values()):,} | {f['frontend']:,} |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bundle", type=Path, required=True, help="an int8 export bundle (export_tflite.py --int8)")
@@ -77,6 +113,8 @@ def main() -> int:
     parser.add_argument("--kernels", default="cmsis_nn,reference")
     parser.add_argument("--reference_clips", type=int, default=2,
                         help="clips run with the reference kernels (several times slower under QEMU)")
+    parser.add_argument("--compare_host", action="store_true",
+                        help="also run the host build on the clips and count the clips whose int8 logits equal it")
     parser.add_argument("--json", type=Path, help="write the figures here too")
     parser.add_argument("--update_manifest", action="store_true", help="record the figures in the bundle's manifest")
     args = parser.parse_args()
@@ -86,7 +124,7 @@ def main() -> int:
     manifest = json.loads((args.bundle / "manifest.json").read_text())
     network = (args.bundle / manifest["files"]["network"]["path"]).read_bytes()
     waves = load_waveforms(args.audio, args.clips)
-    figures = []
+    figures, runs, versus_host = [], {}, {}
     with tempfile.TemporaryDirectory(prefix="asc_fw_bench_") as tmp:
         clips = fw.write_clips(waves, Path(tmp) / "clips")
         for target in args.targets.split(","):
@@ -100,16 +138,29 @@ def main() -> int:
                 try:
                     some = clips[:args.reference_clips] if kernels == "reference" else clips
                     figures.append(fw.measure(args.bundle / "firmware", some, network, target, kernels,
-                                              Path(tmp) / "build"))
+                                              Path(tmp) / "build", runs=runs))
                 except fw.FirmwareError as error:
                     print(f"error: {target} {kernels}: {error}", file=sys.stderr)
                     return 1
+        if args.compare_host and runs:
+            try:
+                versus_host = compare_with_host(args.bundle / "firmware", clips, runs, Path(tmp) / "host")
+            except fw.FirmwareError as error:
+                print(f"error: host: {error}", file=sys.stderr)
+                return 1
     qemu = subprocess.run(["qemu-system-arm", "--version"], capture_output=True, text=True).stdout.split("\n")[0]
     record = {"measured": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "how": "python bench/firmware.py (QEMU -icount shift=0: instructions, not cycles)",
               "machine": machine(), "qemu": qemu, "clips": len(waves), "figures": figures}
+    if versus_host:
+        record["logits_vs_host"] = versus_host
     print(f"machine: {record['machine']}; {qemu}; {len(waves)} clips\n")
     print(format_report(figures))
+    print("\nFront end by stage (" + (figures[0]["unit"] if figures else "") + " per clip)\n")
+    print(format_stages(figures))
+    for key, same in versus_host.items():
+        print(f"\n{key}: int8 logits equal to the host build's on {same['equal']} / {same['clips']} clips"
+              + (f"; differ on {same['differ'][:5]} (max abs {same['max_abs_difference']})" if same["differ"] else ""))
     if args.json:
         from asc_tf.io import atomic_write_json
 

@@ -136,7 +136,7 @@ def parse_output(stdout: str, stderr: str, returncode: int) -> FirmwareRun:
         raise FirmwareError(f"no firmware output (exit {returncode}): {stderr.strip()[-500:]}")
     info = dict(part.split("=", 1) for part in head.split()[1:])
     timer = dict(part.split("=", 1) for part in next(l for l in lines if l.startswith("timer ")).split()[1:])
-    shapes, clips, memory, search = [], [], {}, None
+    shapes, clips, memory, search, stages = [], [], {}, None, {}
     for line in lines:
         if line.startswith("op "):
             shapes.append(line.split(" ", 2)[2] if line.count(" ") >= 2 else "")
@@ -150,11 +150,15 @@ def parse_output(stdout: str, stderr: str, returncode: int) -> FirmwareRun:
             for part in line.split()[1:]:
                 key, value = part.split("=", 1)
                 memory[key] = int(re.match(r"\d+", value)[0])
+        elif line.startswith("frontend_stages "):
+            parts = dict(p.split("=", 1) for p in line.split()[1:])
+            n = max(1, int(parts.pop("clips")))
+            stages = {name: int(value) / n for name, value in parts.items()}  # mean ticks per clip
         elif line.startswith("arena_search "):
             search = int(dict(p.split("=") for p in line.split()[1:])["smallest"])
     errors = [l for l in stderr.splitlines() if l.startswith("error:")]
     return FirmwareRun(info.get("target", "?"), info.get("kernels", "?"), timer, shapes, clips, memory, errors,
-                       returncode, search)
+                       returncode, search, {"frontend_stages": stages} if stages else {})
 
 
 def run(image: Path, target: str, clips: Sequence[Path], dump_input: Optional[Path] = None,
@@ -240,10 +244,11 @@ def op_table(run_result: FirmwareRun, network: bytes) -> list[dict]:
 
 def measure(model_dir: Path, clips: Sequence[Path], network: bytes, target: str = "cortex-m4",
             kernels: Optional[str] = None, work_dir: Optional[Path] = None, smallest_arena: bool = True,
-            source: Path = FIRMWARE_SOURCE) -> dict:
+            source: Path = FIRMWARE_SOURCE, runs: Optional[dict] = None) -> dict:
     """Build, find the smallest arena on the target, rebuild with it, run `clips` and return the figures:
     flash/RAM (linker map), arena, stack/heap high-water marks, instructions (Cortex-M: QEMU -icount) of the
-    front end, the network and each op, and what a 168 / 480 MHz part needs per clip at one instruction a cycle."""
+    front end, the network and each op, and what a 168 / 480 MHz part needs per clip at one instruction a cycle.
+    `runs`, when given, receives the FirmwareRun under (target, kernels) (its logits, for comparisons)."""
     kernels = kernels or ("reference" if target == "host" else "cmsis_nn")
     work = Path(work_dir or tempfile.mkdtemp(prefix="asc_fw_measure_"))
     image = build(model_dir, target, kernels, work / f"{target}-{kernels}", source=source)
@@ -256,6 +261,8 @@ def measure(model_dir: Path, clips: Sequence[Path], network: bytes, target: str 
     result = run(image, target, clips)
     if result.returncode != 0 or len(result.clips) != len(clips):
         raise FirmwareError(f"{target}: the firmware failed on the clips: {result.errors[:3]}")
+    if runs is not None:
+        runs[(target, kernels)] = result
     scale = result.instructions_per_tick
     unit = "instructions" if scale else "ns"
     scale = scale or 1.0
@@ -265,6 +272,8 @@ def measure(model_dir: Path, clips: Sequence[Path], network: bytes, target: str 
                "clips": len(result.clips), "unit": unit,
                "frontend": int(round(frontend)), "network": int(round(network_total)),
                "frontend_share_of_network": round(frontend / network_total, 4),
+               "frontend_stages": {name: int(round(ticks * scale))
+                                   for name, ticks in result.extra.get("frontend_stages", {}).items()},
                "arena": result.memory, "smallest_arena": arena,
                "ops": op_table(result, network)}
     if target != "host":

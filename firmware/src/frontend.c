@@ -1,35 +1,20 @@
-/* Streamed log-mel front end (see frontend.h). The FFT is kissfft's real FFT from TFLM_DIR: a well-kept float
- * FFT that TFLite Micro itself ships (signal library), so the project writes no FFT of its own. */
+/* Streamed log-mel front end (see frontend.h); the FFT and power are in fft.c. */
 #include "frontend.h"
 
 #include <math.h>
 #include <stddef.h>
 #include <string.h>
 
-#include "_kiss_fft_guts.h"
-#include "kiss_fft.h"
-#include "tools/kiss_fftr.h"
+#include "fft.h"
+#include "platform.h"
 
 #define HALF (ASC_N_FFT / 2)
 #define N ASC_CLIP_SAMPLES
 #define W ASC_WINDOW_LENGTH
 
-/* kiss_fftr's state (its layout in kiss_fftr.c), pointing at the constant tables and at the clip's scratch. */
-static struct {
-  kiss_fft_cfg substate;
-  kiss_fft_cpx *tmpbuf;
-  kiss_fft_cpx *super_twiddles;
-} real_fft;
+static float *fft_scratch;
 
-_Static_assert(offsetof(struct kiss_fft_state, twiddles) == offsetof(asc_kiss_state_t, twiddles),
-               "asc_kiss_state_t must have kissfft's struct kiss_fft_state layout");
-_Static_assert(sizeof(kiss_fft_cpx) == 2 * sizeof(float), "float kissfft expected");
-
-int asc_frontend_init(void) {
-  real_fft.substate = (kiss_fft_cfg)(void *)&asc_fft_state; /* read only by kiss_fft */
-  real_fft.super_twiddles = (kiss_fft_cpx *)(void *)asc_fft_super_twiddles;
-  return asc_fft_state.nfft == HALF && asc_fft_state.inverse == 0 ? 0 : -1;
-}
+int asc_frontend_init(void) { return asc_fft_init(); }
 
 /* First signal sample of frame t (may be negative: reflect padding). */
 static int32_t frame_start(int32_t t) { return ASC_WINDOW_OFFSET + ASC_HOP_LENGTH * t - HALF; }
@@ -52,17 +37,18 @@ static void frame_span(int32_t t, int32_t *low, int32_t *high) {
 
 void asc_frontend_begin(asc_frontend_t *fe, int8_t *input, float *log_mel, void *scratch) {
   fe->base = fe->count = fe->frame = 0;
+  memset(fe->stage_ticks, 0, sizeof(fe->stage_ticks));
   fe->input = input;
   fe->log_mel = log_mel;
   fe->history = (int16_t *)scratch;
   fe->work = (float *)((char *)scratch + ASC_FE_HISTORY_BYTES);
-  real_fft.tmpbuf = (kiss_fft_cpx *)((char *)scratch + ASC_FE_HISTORY_BYTES + ASC_FE_WORK_BYTES);
+  fft_scratch = (float *)((char *)scratch + ASC_FE_HISTORY_BYTES + ASC_FE_WORK_BYTES);
 }
 
 static void compute_frame(asc_frontend_t *fe) {
   const int32_t t = fe->frame, s = frame_start(t);
   float *work = fe->work;
-  kiss_fft_cpx *spectrum = (kiss_fft_cpx *)work;
+  uint64_t t0 = asc_ticks(), t1;
   if (s >= 0 && s + W <= N) { /* inner frame: no reflection */
     const int16_t *h = fe->history + (s - fe->base);
     for (int32_t j = 0; j < W; ++j) work[j] = ((float)h[j] * (1.0f / 32768.0f)) * asc_window[j];
@@ -73,23 +59,30 @@ static void compute_frame(asc_frontend_t *fe) {
     }
   }
   memset(work + W, 0, sizeof(float) * (ASC_N_FFT - W)); /* zero-padded at the end, as numpy's rfft(n=) */
-  kiss_fftr((kiss_fftr_cfg)(void *)&real_fft, work, spectrum);                    /* in place: see ASC_FE_SCRATCH_BYTES */
-  for (int32_t k = 0; k <= HALF; ++k) {
-    const float re = spectrum[k].r, im = spectrum[k].i;
-    work[k] = re * re + im * im; /* power k overwrites floats k only: spectrum k was read first */
-  }
+  t1 = asc_ticks();
+  fe->stage_ticks[0] += t1 - t0;
+  float *mel; /* the buffer the FFT leaves free */
+  const float *power = asc_power_spectrum(work, fft_scratch, &mel);
+  t0 = asc_ticks();
+  fe->stage_ticks[1] += t0 - t1;
   for (int32_t m = 0; m < ASC_N_MELS; ++m) {
-    const float *p = work + asc_mel_first_bin[m];
+    const float *p = power + asc_mel_first_bin[m];
     const float *w = asc_mel_weights + asc_mel_offset[m];
     float acc = 0.0f;
     for (int32_t k = 0; k < asc_mel_n_bins[m]; ++k) acc += p[k] * w[k];
-    const float v = logf(acc + ASC_LOG_OFFSET);
+    mel[m] = acc;
+  }
+  t1 = asc_ticks();
+  fe->stage_ticks[2] += t1 - t0;
+  for (int32_t m = 0; m < ASC_N_MELS; ++m) {
+    const float v = logf(mel[m] + ASC_LOG_OFFSET);
     const int32_t at = m * ASC_N_FRAMES + t;
     if (fe->log_mel) fe->log_mel[at] = v;
     float q = roundf(v / ASC_INPUT_SCALE) + (float)ASC_INPUT_ZERO_POINT;
     q = q < -128.0f ? -128.0f : (q > 127.0f ? 127.0f : q);
     fe->input[at] = (int8_t)q;
   }
+  fe->stage_ticks[3] += asc_ticks() - t1;
 }
 
 static int frame_ready(const asc_frontend_t *fe) {

@@ -17,13 +17,17 @@ extern "C" {
 
 #define ASC_FE_HISTORY 4096 /* int16 samples kept: one window (ASC_WINDOW_LENGTH) plus room to push */
 
-/* Bytes of per-clip scratch the caller lends (free arena memory before invoke): the sample history, one buffer
- * for the frame, its spectrum and its power (kissfft's real FFT works in place: it first reads the frame into its
- * own buffer), and that buffer. The FFT's twiddles are constants in flash (asc_fft_state). */
+/* Bytes of per-clip scratch the caller lends (free arena memory before invoke): the sample history, and the FFT's
+ * two buffers (the frame, then its spectrum, power and mel sums; see fft.h). The FFT's twiddles are constants in
+ * flash (asc_fft_state). */
 #define ASC_FE_HISTORY_BYTES (sizeof(int16_t) * ASC_FE_HISTORY)
 #define ASC_FE_WORK_BYTES (sizeof(float) * 2 * (ASC_N_FFT / 2 + 1))
 #define ASC_FE_FFT_BYTES (sizeof(float) * ASC_N_FFT)
 #define ASC_FE_SCRATCH_BYTES (ASC_FE_HISTORY_BYTES + ASC_FE_WORK_BYTES + ASC_FE_FFT_BYTES)
+
+/* The stages of a frame whose time is kept (asc_ticks() between them; a few instructions per frame). */
+#define ASC_FE_N_STAGES 4
+#define ASC_FE_STAGE_NAMES {"window", "fft_power", "mel", "log_quantize"}
 
 typedef struct {
   int16_t *history;                /* samples [base, base + count) of the clip, ASC_FE_HISTORY at most */
@@ -32,6 +36,7 @@ typedef struct {
   int8_t *input;                   /* network input [ASC_N_MELS * ASC_N_FRAMES], mel-major */
   float *log_mel;                  /* optional copy of the float log-mel, same layout (NULL: none) */
   float *work;                     /* ASC_FE_SCRATCH_BYTES: frame, spectrum, power */
+  uint64_t stage_ticks[ASC_FE_N_STAGES]; /* time per stage, summed over the frames (platform ticks) */
 } asc_frontend_t;
 
 /* Check the FFT tables once. Returns 0, or -1 if they do not describe a real FFT of ASC_N_FFT. */

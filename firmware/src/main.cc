@@ -136,6 +136,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   int status = 0;
+  int n_done = 0;
+  uint64_t stage_totals[ASC_FE_N_STAGES] = {0};
   static char list_line[512];
   for (int c = 0;; ++c) {
     const char* clip = nullptr;
@@ -198,7 +200,14 @@ int main(int argc, char** argv) {
            (unsigned long long)network_ticks);
     for (int k = 0; k < g_profiler.count(); ++k) printf(k ? ",%llu" : "%llu", (unsigned long long)g_profiler.ticks(k));
     printf("\n");
+    for (int k = 0; k < ASC_FE_N_STAGES; ++k) stage_totals[k] += g_frontend.stage_ticks[k];
+    n_done++;
   }
+  // The front end's time per stage, summed over the clips (the rest of `frontend=` is buffering the samples).
+  static const char* const stage_names[] = ASC_FE_STAGE_NAMES;
+  printf("frontend_stages clips=%d", n_done);
+  for (int k = 0; k < ASC_FE_N_STAGES; ++k) printf(" %s=%llu", stage_names[k], (unsigned long long)stage_totals[k]);
+  printf("\n");
   if (list) fclose(list);
   if (dump_input) fclose(dump_input);
   if (dump_mel) fclose(dump_mel);

@@ -70,7 +70,8 @@ bool NetworkSetup(size_t arena_bytes, OpProfiler* profiler, char* why, int why_s
   tflite::MicroAllocator* allocator = tflite::MicroAllocator::Create(g_buffers, planner);
   g_interpreter = new (g_interpreter_memory) tflite::MicroInterpreter(g_model, *g_resolver, allocator, nullptr, profiler);
   if (g_interpreter->AllocateTensors() != kTfLiteOk) {
-    snprintf(why, why_size, "AllocateTensors failed in an arena of %u bytes", (unsigned)arena_bytes);
+    snprintf(why, why_size, "AllocateTensors failed in an arena of %u bytes (build with a larger make ARENA_BYTES=)",
+             (unsigned)arena_bytes);
     NetworkTeardown();
     return false;
   }
