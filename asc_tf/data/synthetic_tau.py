@@ -75,13 +75,13 @@ SCENE_LEVELS: dict[str, tuple[float, ...]] = {
     "street_traffic":    (-1, _, -9, _, 0, -10, _, -6, _, _, _, -14, -20, -10, -22, -24),
 }
 
-SCENE_CONTRAST = 2.0  # scales the level differences between scenes (how far apart the scenes are)
+SCENE_CONTRAST = 3.0  # scales the level differences between scenes (how far apart the scenes are)
 # How much the world moves a source's level (dB, standard deviations): per city and per location.
-CITY_SD_DB = 3.0
-LOCATION_SD_DB = 3.5
-RECORDING_SD_DB = 2.0
+CITY_SD_DB = 1.0
+LOCATION_SD_DB = 1.0
+RECORDING_SD_DB = 0.5
 LEVEL_SD_DB = (2.0, 3.0, 2.0)  # overall level: city, location, recording
-ROOM_DB = (2.0, 3.0)  # smooth EQ of a city's and a location's acoustics (amplitude of the ripple)
+ROOM_DB = (0.5, 1.0)  # smooth EQ of a city's and a location's acoustics (amplitude of the ripple)
 
 
 @dataclass(frozen=True)
