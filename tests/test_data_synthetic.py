@@ -50,6 +50,21 @@ def test_device_structure_and_recordings_kept_together(dataset_dir):
     assert not recording(splits["split100"]) & recording(splits["test"])
 
 
+@pytest.mark.parametrize("size", ["small", "medium"])
+def test_nested_splits_spread_over_the_scenes(size):
+    """Each split takes its recordings round robin over the scenes: nested, its share of the recordings, no
+    scene twice before every scene once (split 10 of medium holds all ten scenes)."""
+    train = [r for r in synthetic.plan_recordings(synthetic.SIZES[size], seed=3) if r.part == "train"]
+    tiers = synthetic.nested_tiers(train, seed=3)
+    for n in synthetic.SUBSETS:
+        chosen = [r for r in train if tiers[r] <= n]
+        assert len(chosen) == max(1, round(len(train) * n / 100))
+        per_scene = [sum(r.scene == scene for r in chosen) for scene in CLASSES]
+        assert max(per_scene) - min(per_scene) <= 1, (n, per_scene)
+    if size == "medium":
+        assert {r.scene for r in train if tiers[r] <= 10} == set(CLASSES)
+
+
 def test_evaluation_folder_layout_without_labels(synthetic_root):
     eval_dir = synthetic_root / synthetic.EVAL_DIR_NAME
     files = read_file_list(eval_dir / "evaluation_setup" / "fold1_test.csv")

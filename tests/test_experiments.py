@@ -57,6 +57,9 @@ def test_run_all_skips_finished_resumes_interrupted_and_trains_missing(tmp_path)
     assert done[2] == interrupted and len(done) == 5
     other = configs[0].replace(lr=0.001)  # a different recipe is a different run
     assert experiments.find_run(other) is None
+    demo = configs[4].replace(seed=7, demo=True)  # what `train.py --demo --seed 7` saves: the same run as the plan's
+    experiments.run_all([demo], fake_train)
+    assert experiments.find_run(configs[4].replace(seed=7)) is not None
 
 
 def test_data_efficiency_and_mixstyle_end_to_end(data_config, shards_dir, tmp_path, capsys):

@@ -349,12 +349,19 @@ def plan_tau_recordings(counts: TauCounts, seed: int) -> list[Recording]:
 
 def nested_tiers(train: list[Recording], seed: int) -> dict[Recording, int]:
     """Smallest subset (5, 10, 25, 50, 100) each train recording belongs to; all clips of a recording
-    stay together, and every subset holds at least one recording."""
-    order = np.random.default_rng([seed, 4]).permutation(len(train))
-    tiers: dict[Recording, int] = {}
-    for rank, index in enumerate(order):
-        tiers[train[index]] = next(n for n in SUBSETS if rank < max(1, round(len(train) * n / 100)))
-    return tiers
+    stay together, every subset holds at least one recording, and every subset is as balanced over the scenes
+    as its size allows (as TAU's splits: a small split that missed a scene would measure sampling luck, not
+    data efficiency)."""
+    rng = np.random.default_rng([seed, 4])
+    by_scene: dict[str, list[Recording]] = {}
+    for index in rng.permutation(len(train)):
+        by_scene.setdefault(train[index].scene, []).append(train[index])
+    order: list[Recording] = []  # round robin over the scenes, in a fresh scene order each round
+    for depth in range(max(len(group) for group in by_scene.values())):
+        scenes = [scene for scene in by_scene if depth < len(by_scene[scene])]
+        order += [by_scene[scenes[k]][depth] for k in rng.permutation(len(scenes))]
+    return {recording: next(n for n in SUBSETS if rank < max(1, round(len(train) * n / 100)))
+            for rank, recording in enumerate(order)}
 
 
 def _clips(recording: Recording, size: Size, seed: int, difficulty: str = "easy"

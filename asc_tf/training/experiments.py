@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 SPLITS = (5, 10, 25, 50, 100)
 MIXSTYLE_ARMS = (0.4, 0.0)
 EXPERIMENTS = ("data_efficiency", "mixstyle")
-_RUN_ONLY = ("resume", "wandb", "project_dir", "num_workers", "verbose")  # where/how a run executes, not what it is
+# Where/how a run executes or was asked for, not what it is (`train.py --demo`'s run is the experiments' seed 0).
+_RUN_ONLY = ("resume", "wandb", "project_dir", "num_workers", "verbose", "demo")
 
 
 def plan(experiment: str, base: Config, seeds: Sequence[int], splits: Sequence[int] = SPLITS) -> list[Config]:
