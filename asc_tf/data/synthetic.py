@@ -350,7 +350,7 @@ def plan_tau_recordings(counts: TauCounts, seed: int) -> list[Recording]:
 def nested_tiers(train: list[Recording], seed: int) -> dict[Recording, int]:
     """Smallest subset (5, 10, 25, 50, 100) each train recording belongs to; all clips of a recording
     stay together, every subset holds at least one recording, and every subset is as balanced over the scenes
-    as its size allows (as TAU's splits: a small split that missed a scene would measure sampling luck, not
+    as its size allows (a small split that missed a scene by chance would measure sampling luck, not
     data efficiency)."""
     rng = np.random.default_rng([seed, 4])
     by_scene: dict[str, list[Recording]] = {}
