@@ -19,7 +19,7 @@ from typing import Any, Iterator, Optional, TextIO
 # Read by TensorFlow's C++ logging at import: 3 hides INFO, WARNING and ERROR lines (cuInit error 303,
 # "DT_HALF only on AVX-512"); the gRPC and glog variables do the same for the libraries TensorFlow links.
 QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "GRPC_VERBOSITY": "ERROR", "GLOG_minloglevel": "3",
-             "KERAS_BACKEND": "tensorflow"}
+             "KERAS_BACKEND": "tensorflow", "WANDB_SILENT": "true"}  # wandb's "Tracking run ..." banner too
 NOISY_LOGGERS = ("tensorflow", "absl", "h5py", "matplotlib", "PIL", "wandb", "urllib3", "numexpr", "jax")
 
 _state = {"verbose": False}

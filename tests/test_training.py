@@ -212,18 +212,18 @@ def test_mixed_precision_trains_quietly_a_line_per_epoch_and_ends_float32(datase
                                                                           tmp_path):
     """`--precision 16-mixed` trains the network under mixed_float16 with loss scaling (float32 variables); the
     final model and everything evaluated are float32. In a log file (not a terminal) the command prints its own
-    lines, one per epoch with the total, and none of TensorFlow's."""
+    lines, one per epoch with the total, and none of TensorFlow's or W&B's (offline here)."""
     result = subprocess.run(_train_command(dataset_dir, data_config, tmp_path, "--n_epochs", "2", "--val_every", "2",
-                                           "--subset", "50", "--precision", "16-mixed"),
+                                           "--subset", "50", "--precision", "16-mixed", "--wandb", "offline"),
                             capture_output=True, text=True, timeout=1800,
-                            env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"})
+                            env={k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "WANDB_SILENT")})
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stderr.splitlines()
     assert any(line.startswith("training 2 epoch(s) of 4 steps (52 clips of split50") and "mixed_float16 network"
                in line for line in lines)
     assert [line.split(":")[0] for line in lines if line.startswith("epoch ")] == ["epoch 1/2", "epoch 2/2", "epoch 2/2"]
     assert "\r" not in result.stderr and "\x1b[" not in result.stderr
-    for marker in ("I0000", "E0000", "oneDNN", "cudart", "absl", "TensorSpec"):
+    for marker in ("I0000", "E0000", "oneDNN", "cudart", "absl", "TensorSpec", "wandb:"):
         assert marker not in result.stderr + result.stdout, marker
     run_id, _ = _final_weights(tmp_path)
     checkpoint = keras.saving.load_model(tmp_path / "DCASE24_Task1" / run_id / "checkpoints" / "last.keras")
