@@ -51,8 +51,8 @@ class Config:
     # --- run bookkeeping (upstream) ---
     project_name: str = _opt("DCASE24_Task1", "W&B project and folder of the runs")
     experiment_name: str = _opt("Baseline", "W&B run name")
-    num_workers: int = _opt(8, "processes reading and resampling WAV files during conversion (tf.data's reading "
-                            "and mapping are tuned by AUTOTUNE, not by this flag)")
+    num_workers: int = _opt(8, "processes reading and resampling WAV files during conversion (tf.data reads and "
+                            "maps with one call per core, not by this flag)")
     precision: str = _opt("32", "training precision, Lightning's names: 32 (float32), 16-mixed / bf16-mixed (the "
                           "network under Keras' mixed_float16 / mixed_bfloat16 policy, float32 variables; "
                           "evaluation, export and prediction use the float32 model)")

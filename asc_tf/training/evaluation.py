@@ -84,10 +84,12 @@ def evaluate(model: keras.Model, shards_dir: Path, config: Config, precision: st
 
 
 def write_evaluation(model: keras.Model, out_dir: Path, shards_dir: Path, config: Config, run: Run,
-                     wandb_run: Any = None, with_files: bool = False, model_file: Optional[Path] = None) -> Any:
+                     wandb_run: Any = None, with_files: bool = False, model_file: Optional[Path] = None,
+                     float32: Optional[MetricsAccumulator] = None) -> Any:
     """Evaluate in both precisions, write the reports into `out_dir`, log them to W&B; returns test/* and val/*
-    (and the written file names with `with_files`)."""
-    full = evaluate(model, shards_dir, config, "float32")
+    (and the written file names with `with_files`). `float32`: this model's float32 evaluation when it was
+    just made (the last epoch's validation), not computed twice."""
+    full = float32 if float32 is not None else evaluate(model, shards_dir, config, "float32")
     half = evaluate(model, shards_dir, config, "float16")
     params, macs = totals(complexity_rows(model))
     history = pd.read_csv(run.history_file).to_dict("list") if run.history_file.exists() else {}

@@ -222,6 +222,7 @@ def train(config: Config, *, verbose: int | str = 0, progress: bool = True,
     try:
         wandb_run = start_wandb(config, run, resume=bool(config.resume))
         callbacks = [StepLogger(wandb_run), EpochProgress(config.n_epochs, steps_per_epoch, bar=progress and is_terminal())]
+        validation = None  # the last epoch's, reused as the float32 test evaluation of the same weights
         for epoch in range(start_epoch, config.n_epochs):
             started = time.perf_counter()
             reseed_layers(model, config.seed, epoch)
@@ -234,7 +235,8 @@ def train(config: Config, *, verbose: int | str = 0, progress: bool = True,
                                    "train/acc": float(fit.history["acc"][-1])}
             last = epoch == config.n_epochs - 1
             if last or (config.val_every > 0 and (epoch + 1) % config.val_every == 0):
-                row.update(prefixed(evaluate(model, shards_dir, config).compute(), "val/"))
+                validation = evaluate(model, shards_dir, config)
+                row.update(prefixed(validation.compute(), "val/"))
                 log.info("%s: val/macro_avg_acc %.4f val/loss %.4f", epoch_label(epoch, config.n_epochs),
                          row["val/macro_avg_acc"], row["val/loss"])
             row["seconds"] = time.perf_counter() - started
@@ -245,7 +247,8 @@ def train(config: Config, *, verbose: int | str = 0, progress: bool = True,
         log.info("evaluating on the test split (float32 and float16)")
         final = float32_copy(model, config)  # mixed-precision runs end as float32 models, like every other run
         save_atomic(final, run.final_model)
-        metrics = write_evaluation(final, run.path, shards_dir, config, run, wandb_run)
+        metrics = write_evaluation(final, run.path, shards_dir, config, run, wandb_run,
+                                   float32=validation if final is model else None)
         if config.qat_epochs > 0:
             metrics.update(_qat_step(config, run, wandb_run))
         finished = True
