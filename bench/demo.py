@@ -1,0 +1,94 @@
+"""How long `python train.py --demo` takes from nothing (target: under 5 minutes on 2 cores), phase by phase.
+
+Each run starts the demo in an empty temporary directory, so it makes the dataset, converts it, trains,
+evaluates and closes W&B (offline) exactly as a fresh clone does; the phases are read from the demo's own
+lines, timestamped as they arrive. Prints the machine, the load average before each run, one line per run
+and the printed accuracy (identical across runs: the demo is deterministic for its seed).
+
+    python bench/demo.py [--runs 2] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.pipeline import machine  # noqa: E402
+
+# (phase, the demo line that ends it); a phase whose line is absent is merged into the next one
+PHASES = (("start", r"making the synthetic dataset"), ("make dataset", r"^synthetic dataset:"),
+          ("convert", r"^converted "), ("prepare run", r"^training \d+ epoch"),
+          ("first epoch", r"^epoch 1/\d+: loss"), ("training", r"^epoch (\d+)/\1: loss"),
+          ("last validation", r"^epoch (\d+)/\1: val/"), ("final evaluation", r"^report written"))
+VALIDATION = re.compile(r"^epoch \d+/\d+: val/")
+ACCURACY = re.compile(r"macro average accuracy: .*")
+
+
+def run_demo(work: Path) -> dict:
+    """One demo in `work`: wall seconds per phase, total wall and CPU seconds, the printed accuracy line."""
+    env = dict(os.environ, WANDB_MODE="offline", PYTHONUNBUFFERED="1")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    marks: dict[str, float] = {}
+    validations, accuracy = [], ""
+    with subprocess.Popen([sys.executable, str(REPO / "train.py"), "--demo"], cwd=work, env=env, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as demo:
+        for line in demo.stdout:  # type: ignore[union-attr]
+            now, line = time.perf_counter() - start, line.strip()
+            for phase, pattern in PHASES:
+                if phase not in marks and re.search(pattern, line):
+                    marks[phase] = now
+            if VALIDATION.search(line):
+                validations.append(now)
+            if ACCURACY.search(line):
+                accuracy = ACCURACY.search(line).group(0)  # type: ignore[union-attr]
+        code = demo.wait()
+    total = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if code != 0:
+        raise RuntimeError(f"train.py --demo exited with {code} in {work}")
+    phases, previous = {}, 0.0
+    for phase, _ in PHASES:
+        if phase in marks:
+            phases[phase] = round(marks[phase] - previous, 1)
+            previous = marks[phase]
+    phases["close (W&B, exit)"] = round(total - previous, 1)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"wall_s": round(total, 1), "cpu_s": round(cpu, 1), "phases_s": phases, "validations": len(validations),
+            "printed": accuracy}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=1, help="demos run one after the other")
+    parser.add_argument("--json", help="also write the measurements to this file")
+    args = parser.parse_args()
+    print(f"machine: {machine()}")
+    runs = []
+    for index in range(args.runs):
+        load = os.getloadavg()[0]
+        with tempfile.TemporaryDirectory(prefix="asc_tf_demo_") as work:
+            result = run_demo(Path(work))
+        result["load_before"] = round(load, 2)
+        runs.append(result)
+        phases = ", ".join(f"{name} {seconds:.1f}" for name, seconds in result["phases_s"].items())
+        print(f"run {index + 1}: {result['wall_s']:.1f} s wall ({result['cpu_s']:.0f} s CPU, load {load:.2f} "
+              f"before; target 300 s): {phases}")
+        print(f"  printed: {result['printed']}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"machine": machine(), "runs": runs}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
