@@ -45,6 +45,15 @@ def test_batches_shapes_and_types(shards_dir, config):
     assert len(sizes) == steps_per_epoch(shards_dir, "split100", 16)
 
 
+@pytest.mark.parametrize("cache", ["yes", "no"])
+def test_autotuning_is_off_in_every_dataset(shards_dir, config, cache):
+    # TF 2.21: with autotuning on, deleting an iterator waits for the autotune thread's next wake-up (up to ~7 s
+    # per demo epoch, measured with gdb in RootDataset::Iterator's destructor); bench/demo.py times the effect.
+    for training in (True, False):
+        ds = make_dataset(shards_dir, "split25", config.replace(cache=cache), training=training)
+        assert ds.options().autotune.enabled is False
+
+
 @pytest.mark.parametrize("split", ["split5", "split25", "split100", "test"])
 def test_each_split_reads_exactly_its_clips(shards_dir, config, splits, dataset_dir, split):
     _, labels, names = collect(make_dataset(shards_dir, split, config, training=True, with_metadata=True))
