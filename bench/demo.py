@@ -77,10 +77,10 @@ def main() -> None:
     print(f"machine: {machine()}")
     runs = []
     for index in range(args.runs):
-        load = os.getloadavg()[0]
+        load, started = os.getloadavg()[0], time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
         with tempfile.TemporaryDirectory(prefix="asc_tf_demo_") as work:
             result = run_demo(Path(work))
-        result["load_before"] = round(load, 2)
+        result.update(load_before=round(load, 2), started=started)
         runs.append(result)
         phases = ", ".join(f"{name} {seconds:.1f}" for name, seconds in result["phases_s"].items())
         print(f"run {index + 1}: {result['wall_s']:.1f} s wall ({result['cpu_s']:.0f} s CPU, load {load:.2f} "
