@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import re
-import resource
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.pipeline import machine  # noqa: E402
+from bench.timing import cpu_seconds  # noqa: E402
 
 # (phase, the demo line that ends it); a phase whose line is absent is merged into the next one
 PHASES = (("start", r"making the synthetic dataset"), ("make dataset", r"^synthetic dataset:"),
@@ -38,10 +38,9 @@ ACCURACY = re.compile(r"macro average accuracy: .*")
 def run_demo(work: Path) -> dict:
     """One demo in `work`: wall seconds per phase, total wall and CPU seconds, the printed accuracy line."""
     env = dict(os.environ, WANDB_MODE="offline", PYTHONUNBUFFERED="1")
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds()
     marks: dict[str, float] = {}
-    validations, accuracy = [], ""
+    validations, accuracy = 0, ""
     with subprocess.Popen([sys.executable, str(REPO / "train.py"), "--demo"], cwd=work, env=env, text=True,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as demo:
         for line in demo.stdout:  # type: ignore[union-attr]
@@ -49,13 +48,11 @@ def run_demo(work: Path) -> dict:
             for phase, pattern in PHASES:
                 if phase not in marks and re.search(pattern, line):
                     marks[phase] = now
-            if VALIDATION.search(line):
-                validations.append(now)
-            if ACCURACY.search(line):
-                accuracy = ACCURACY.search(line).group(0)  # type: ignore[union-attr]
+            validations += bool(VALIDATION.search(line))
+            printed = ACCURACY.search(line)
+            accuracy = printed.group(0) if printed else accuracy
         code = demo.wait()
-    total = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    total, cpu = time.perf_counter() - start, cpu_seconds() - cpu
     if code != 0:
         raise RuntimeError(f"train.py --demo exited with {code} in {work}")
     phases, previous = {}, 0.0
@@ -64,8 +61,7 @@ def run_demo(work: Path) -> dict:
             phases[phase] = round(marks[phase] - previous, 1)
             previous = marks[phase]
     phases["close (W&B, exit)"] = round(total - previous, 1)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"wall_s": round(total, 1), "cpu_s": round(cpu, 1), "phases_s": phases, "validations": len(validations),
+    return {"wall_s": round(total, 1), "cpu_s": round(cpu, 1), "phases_s": phases, "validations": validations,
             "printed": accuracy}
 
 

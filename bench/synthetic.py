@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -16,10 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-
-def _cpu_seconds() -> float:
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+from bench.timing import cpu_seconds  # noqa: E402
 
 
 def main() -> None:
@@ -32,9 +28,9 @@ def main() -> None:
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as work:
-        start, cpu = time.perf_counter(), _cpu_seconds()
+        start, cpu = time.perf_counter(), cpu_seconds()
         paths = synthetic.generate(work, 0, args.size, args.difficulty, workers=args.workers)
-        wall, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
+        wall, cpu = time.perf_counter() - start, cpu_seconds() - cpu
         clips = sum(1 for _ in paths["development"].glob("audio/*.wav")) + sum(
             1 for _ in paths["evaluation"].glob("audio/*.wav"))
     print(f"{args.size} ({args.difficulty}): {clips} clips in {wall:.1f} s wall, {cpu:.1f} s CPU, "

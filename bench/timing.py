@@ -1,7 +1,8 @@
-"""Per-clip timing shared by the latency benchmarks: wall and this thread's CPU time, medians."""
+"""Timing shared by the benchmarks: per-clip wall and thread CPU medians, and a process's CPU seconds."""
 
 from __future__ import annotations
 
+import resource
 import time
 
 import numpy as np
@@ -17,3 +18,9 @@ def per_clip_ms(fn, clips: list[np.ndarray]) -> tuple[float, float]:
         cpu.append(time.thread_time_ns() - c)
         wall.append(time.perf_counter_ns() - w)
     return float(np.median(wall)) / 1e6, float(np.median(cpu)) / 1e6
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process and its finished children (worker pools, subprocesses)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
