@@ -6,12 +6,15 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
+
+log = logging.getLogger(__name__)
 
 
 def _current_umask() -> int:
@@ -73,6 +76,51 @@ def staging_dir(target: str | Path) -> Path:
     stage = Path(tempfile.mkdtemp(dir=target.parent, prefix=temporary_prefix(target), suffix=".tmp"))
     os.chmod(stage, 0o777 & ~_UMASK)
     return stage
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | Path, what: str = "") -> Iterator[None]:
+    """Hold an exclusive advisory lock on the file `path` (made if absent) for the block; another process asking
+    for it waits. The kernel releases it when its holder exits or is killed, so a crash never leaves it held."""
+    import fcntl  # POSIX only, as are the platforms the project runs on (Linux, a Pi, macOS)
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("waiting for another process making %s", what or path)
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def lock_path(target: str | Path) -> Path:
+    """The lock file that guards the making of `target` (hidden, beside it; kept: an empty file)."""
+    target = Path(target)
+    return target.with_name(f".{target.name}.lock")
+
+
+def build_once(target: str | Path, make: Callable[[Path], None]) -> Path:
+    """Make the folder `target` once, safely shared by concurrent and interrupted callers: under a lock beside it,
+    `make(staging)` fills a new staging folder, renamed onto `target` only when complete. A concurrent caller
+    waits and reuses the result; a killed one leaves only its staging folder, removed by the next call."""
+    target = Path(target)
+    if target.exists():
+        return target
+    with exclusive_lock(lock_path(target), str(target)):
+        if target.exists():  # made by the caller we waited for
+            return target
+        stage = staging_dir(target)
+        try:
+            make(stage)
+            os.rename(stage, target)
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+    return target
 
 
 @contextlib.contextmanager

@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -20,6 +19,7 @@ import pytest
 from asc_tf.edge import Classifier
 from asc_tf.export.interpreter import BACKEND
 from asc_tf.export.runtime import TFLiteModel
+from asc_tf.io import build_once
 
 REPO = Path(__file__).resolve().parents[1]
 ARMV7_REQUIREMENTS = REPO / "requirements-edge-armv7.txt"
@@ -27,25 +27,23 @@ PYTHON_ENV = "ASC_TF_TFLITE_RUNTIME_PYTHON"  # a python that has requirements-ed
 
 
 def _venv_python() -> Path:
-    """A venv with requirements-edge-armv7.txt (made once per requirements version, under ~/.cache)."""
+    """A venv with requirements-edge-armv7.txt, made once per requirements version under ~/.cache (build_once:
+    made whole in a staging folder under a lock, so concurrent or killed test runs never share a half-made venv)."""
     if os.environ.get(PYTHON_ENV):
         return Path(os.environ[PYTHON_ENV])
     digest = hashlib.sha256(ARMV7_REQUIREMENTS.read_bytes()).hexdigest()[:12]
     home = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "asc-tf" / f"venv-tflite-runtime-{digest}"
-    python = home / "bin" / "python"
-    if python.exists():
-        return python
-    staging = home.with_name(home.name + ".tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    subprocess.run([sys.executable, "-m", "venv", str(staging)], check=True, capture_output=True)
-    done = subprocess.run([str(staging / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                           "-r", str(ARMV7_REQUIREMENTS)], capture_output=True, text=True, timeout=1200)
-    if done.returncode != 0:
-        shutil.rmtree(staging, ignore_errors=True)
-        reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        pytest.skip(f"tflite-runtime venv could not be installed from {ARMV7_REQUIREMENTS.name}: {reason}")
-    staging.rename(home)  # made whole, then moved into place: a half-made venv is never reused
-    return python
+
+    def make(staging: Path) -> None:
+        subprocess.run([sys.executable, "-m", "venv", str(staging)], check=True, capture_output=True)
+        done = subprocess.run([str(staging / "bin" / "python"), "-m", "pip", "install", "-q",
+                               "--disable-pip-version-check", "-r", str(ARMV7_REQUIREMENTS)],
+                              capture_output=True, text=True, timeout=1200)
+        if done.returncode != 0:
+            reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            pytest.skip(f"tflite-runtime venv could not be installed from {ARMV7_REQUIREMENTS.name}: {reason}")
+
+    return build_once(home, make) / "bin" / "python"
 
 
 @pytest.fixture(scope="module")

@@ -37,7 +37,8 @@ from asc_tf.data.audio import AudioFileError, load_clip
 from asc_tf.data.meta import CLASSES, DEVICES, MetadataError, read_meta
 from asc_tf.data.splits import (SPLITS, TIERS, SplitFilesMissing, ensure_split_files, load_splits,
                                 resolve_split_dir, tier_files, tiers_of)
-from asc_tf.io import atomic_path, atomic_write_json, atomic_write_text, file_sha256, remove_stale_temporaries
+from asc_tf.io import (atomic_path, atomic_write_json, atomic_write_text, exclusive_lock, file_sha256, lock_path,
+                       remove_stale_temporaries)
 
 log = logging.getLogger(__name__)
 
@@ -247,49 +248,52 @@ def convert_dataset(config: Config, *, progress: bool = True, max_new_shards: Op
         _check_present(dataset_dir, meta, all_files)
     fingerprint = source_fingerprint(dataset_dir, split_dir, all_files, config)
     out.mkdir(parents=True, exist_ok=True)
-    for stale in remove_stale_temporaries(out):  # what a killed conversion was writing
-        log.info("removed %s, left by an interrupted conversion", stale.name)
-    previous = _check_previous(out, fingerprint, config.overwrite)
-    if previous.get("format") == FORMAT and (out / MANIFEST).exists():  # finished earlier
-        damaged = damaged_shards(out, previous, full=verify)
-        if not damaged:
-            log.info("%s is already converted", out)
+    # one conversion of a folder at a time: a second one (another job, another checkout) waits, then resumes or
+    # finds it done
+    with exclusive_lock(lock_path(out), f"the conversion into {out}"):
+        for stale in remove_stale_temporaries(out):  # what a killed conversion was writing
+            log.info("removed %s, left by an interrupted conversion", stale.name)
+        previous = _check_previous(out, fingerprint, config.overwrite)
+        if previous.get("format") == FORMAT and (out / MANIFEST).exists():  # finished earlier
+            damaged = damaged_shards(out, previous, full=verify)
+            if not damaged:
+                log.info("%s is already converted", out)
+                return out
+            for path, problem in damaged:
+                log.warning("%s: %s: reconverting it", path, problem)
+            done = _done_from_manifest(out, previous, jobs, {path.name for path, _ in damaged})
+        else:
+            done = {
+                name: entry for name, entry in previous.get("done", {}).items()
+                if (out / name).is_file() and (out / name).stat().st_size == entry["bytes"]
+            }
+        state = {"fingerprint": fingerprint, "dataset_dir": str(dataset_dir.resolve()), "done": done}
+        atomic_write_json(out / PROGRESS, state)
+        todo = [job for job in jobs if job.name not in done]
+        if max_new_shards is not None:
+            todo = todo[:max_new_shards]
+        bar = tqdm(total=len(all_files), initial=sum(len(j.filenames) for j in jobs if j.name in done),
+                   unit="clip", desc=f"converting {dataset_dir.name}", disable=not progress)
+        try:
+            for job, (encoded, bad) in _run_jobs(todo, config):
+                if bad and not config.skip_bad:
+                    raise AudioFileError(
+                        f"{bad[0][1]} ({len(bad)} bad file(s) in shard {job.name}): replace the file with a good copy, "
+                        f"or remove its row from {dataset_dir / 'meta.csv'}, or pass --skip_bad to skip bad files and "
+                        f"list them in {out / SKIPPED}"
+                    )
+                entry = _write_shard(out / job.name, job, encoded)
+                entry["skipped"] = [{"filename": f, "reason": r} for f, r in bad]
+                done[job.name] = entry
+                atomic_write_json(out / PROGRESS, state)
+                bar.update(len(job.filenames))
+        finally:
+            bar.close()
+        if any(job.name not in done for job in jobs):
+            log.info("conversion stopped with %d of %d shards written; run it again to resume", len(done), len(jobs))
             return out
-        for path, problem in damaged:
-            log.warning("%s: %s: reconverting it", path, problem)
-        done = _done_from_manifest(out, previous, jobs, {path.name for path, _ in damaged})
-    else:
-        done = {
-            name: entry for name, entry in previous.get("done", {}).items()
-            if (out / name).is_file() and (out / name).stat().st_size == entry["bytes"]
-        }
-    state = {"fingerprint": fingerprint, "dataset_dir": str(dataset_dir.resolve()), "done": done}
-    atomic_write_json(out / PROGRESS, state)
-    todo = [job for job in jobs if job.name not in done]
-    if max_new_shards is not None:
-        todo = todo[:max_new_shards]
-    bar = tqdm(total=len(all_files), initial=sum(len(j.filenames) for j in jobs if j.name in done),
-               unit="clip", desc=f"converting {dataset_dir.name}", disable=not progress)
-    try:
-        for job, (encoded, bad) in _run_jobs(todo, config):
-            if bad and not config.skip_bad:
-                raise AudioFileError(
-                    f"{bad[0][1]} ({len(bad)} bad file(s) in shard {job.name}): replace the file with a good copy, "
-                    f"or remove its row from {dataset_dir / 'meta.csv'}, or pass --skip_bad to skip bad files and "
-                    f"list them in {out / SKIPPED}"
-                )
-            entry = _write_shard(out / job.name, job, encoded)
-            entry["skipped"] = [{"filename": f, "reason": r} for f, r in bad]
-            done[job.name] = entry
-            atomic_write_json(out / PROGRESS, state)
-            bar.update(len(job.filenames))
-    finally:
-        bar.close()
-    if any(job.name not in done for job in jobs):
-        log.info("conversion stopped with %d of %d shards written; run it again to resume", len(done), len(jobs))
+        _write_manifest(out, jobs, done, splits, fingerprint, dataset_dir, split_dir, config)
         return out
-    _write_manifest(out, jobs, done, splits, fingerprint, dataset_dir, split_dir, config)
-    return out
 
 
 def _check_present(dataset_dir: Path, meta: pd.DataFrame, files: list[str]) -> None:

@@ -23,6 +23,7 @@ import logging
 import math
 import multiprocessing
 import os
+import shutil
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ import soundfile as sf
 
 from asc_tf.data.meta import CITIES, CLASSES, DEVICES
 from asc_tf.data.splits import SUBSETS
-from asc_tf.io import atomic_path, atomic_write_text
+from asc_tf.io import atomic_path, atomic_write_text, exclusive_lock, lock_path, staging_dir
 
 log = logging.getLogger(__name__)
 
@@ -410,15 +411,40 @@ def generate(out: str | Path, seed: int = 0, size: str | Size = "small", difficu
 
     Deterministic for (seed, size, difficulty): the same call gives byte-identical files. `difficulty` is
     "tau" (as hard as TAU 2022 Mobile, asc_tf.data.synthetic_tau) or "easy" (quickly learnt, for tests).
+    Safe to share: the files are written in a staging folder inside `out` and moved into place when complete
+    (the description last), under a lock; a concurrent call for the same dataset waits and reuses it, and a
+    killed call leaves only its staging folder, removed by the next call.
     """
     if difficulty not in DIFFICULTIES:
         raise ValueError(f"unknown difficulty {difficulty!r}: choose one of {', '.join(DIFFICULTIES)}")
     size_spec = size_by_name(size) if isinstance(size, str) else size
     out = Path(out)
     dev_dir, eval_dir = out / DEV_DIR_NAME, out / EVAL_DIR_NAME
-    for folder in (dev_dir, eval_dir):
-        if (folder / "audio").exists() and any((folder / "audio").iterdir()):
-            raise FileExistsError(f"{folder} already holds audio: choose another --out or remove it first")
+    description = {"seed": seed, "size": size if isinstance(size, str) else None, "difficulty": difficulty}
+    with exclusive_lock(lock_path(out), f"the synthetic dataset in {out}"):
+        if (dev_dir / "meta.csv").is_file() and read_description(out) == description and isinstance(size, str):
+            log.info("synthetic dataset already made in %s (by a concurrent call)", out)
+            return {"development": dev_dir, "evaluation": eval_dir}
+        for folder in (dev_dir, eval_dir):
+            if (folder / "audio").exists() and any((folder / "audio").iterdir()):
+                raise FileExistsError(f"{folder} already holds audio: choose another --out or remove it first")
+        stage = staging_dir(out / "dataset")  # inside out: the moves below are renames on one file system
+        try:
+            counts = _write_dataset(stage, size_spec, seed, difficulty, workers)
+            for name in (DEV_DIR_NAME, EVAL_DIR_NAME, EVAL_LABELS_NAME):
+                os.replace(stage / name, out / name)  # a folder replaces only an empty one: never loses files
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+        atomic_write_text(out / DESCRIPTION_NAME, json.dumps(description) + "\n")  # last: marks it complete
+    log.info("synthetic dataset: %d development clips, %d evaluation clips in %s", *counts, out)
+    return {"development": dev_dir, "evaluation": eval_dir}
+
+
+def _write_dataset(out: Path, size_spec: "Size | TauCounts", seed: int, difficulty: str,
+                   workers: Optional[int]) -> tuple[int, int]:
+    """Write the development and evaluation folders and the evaluation labels into `out` (a staging folder);
+    returns the number of development and evaluation clips."""
+    dev_dir, eval_dir = out / DEV_DIR_NAME, out / EVAL_DIR_NAME
     recordings = (plan_tau_recordings(size_spec, seed) if isinstance(size_spec, TauCounts)
                   else plan_recordings(size_spec, seed))
     tiers = nested_tiers([r for r in recordings if r.part == "train"], seed)
@@ -456,10 +482,7 @@ def generate(out: str | Path, seed: int = 0, size: str | Size = "small", difficu
     evaluation = pd.DataFrame(eval_rows)
     _write_table(eval_dir / "evaluation_setup" / "fold1_test.csv", evaluation, ["filename"])
     _write_table(out / EVAL_LABELS_NAME, evaluation, ["filename", "scene_label", "source_label"])
-    description = {"seed": seed, "size": size if isinstance(size, str) else None, "difficulty": difficulty}
-    atomic_write_text(out / DESCRIPTION_NAME, json.dumps(description) + "\n")
-    log.info("synthetic dataset: %d development clips, %d evaluation clips in %s", len(meta), len(evaluation), out)
-    return {"development": dev_dir, "evaluation": eval_dir}
+    return len(meta), len(evaluation)
 
 
 def read_description(out: str | Path) -> dict:
