@@ -6,6 +6,10 @@ lines, timestamped as they arrive. Prints the machine, the load average before e
 and the printed accuracy (identical across runs: the demo is deterministic for its seed).
 
     python bench/demo.py [--runs 2] [--json FILE]
+    python bench/demo.py --seeds 0 1 2 [--json FILE]   # one run per seed: the spread of the printed accuracy
+
+The accuracy is deterministic per machine (same CPU: identical every run) but not across CPUs (oneDNN picks
+other kernels on another CPU): its spread over seeds is what another machine's figure is to be compared with.
 """
 
 from __future__ import annotations
@@ -14,11 +18,13 @@ import argparse
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -35,13 +41,15 @@ VALIDATION = re.compile(r"^epoch \d+/\d+: val/")
 ACCURACY = re.compile(r"macro average accuracy: .*")
 
 
-def run_demo(work: Path) -> dict:
-    """One demo in `work`: wall seconds per phase, total wall and CPU seconds, the printed accuracy line."""
+def run_demo(work: Path, seed: Optional[int] = None) -> dict:
+    """One demo in `work` (with `--seed seed` when given): wall seconds per phase, total wall and CPU seconds, the
+    printed accuracy line."""
     env = dict(os.environ, WANDB_MODE="offline", PYTHONUNBUFFERED="1")
     start, cpu = time.perf_counter(), cpu_seconds()
     marks: dict[str, float] = {}
     validations, accuracy = 0, ""
-    with subprocess.Popen([sys.executable, str(REPO / "train.py"), "--demo"], cwd=work, env=env, text=True,
+    command = [sys.executable, str(REPO / "train.py"), "--demo"] + ([] if seed is None else ["--seed", str(seed)])
+    with subprocess.Popen(command, cwd=work, env=env, text=True,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as demo:
         for line in demo.stdout:  # type: ignore[union-attr]
             now, line = time.perf_counter() - start, line.strip()
@@ -68,20 +76,25 @@ def run_demo(work: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=1, help="demos run one after the other")
+    parser.add_argument("--seeds", type=int, nargs="+", help="one run per seed (instead of --runs of seed 0)")
     parser.add_argument("--json", help="also write the measurements to this file")
     args = parser.parse_args()
     print(f"machine: {machine()}")
     runs = []
-    for index in range(args.runs):
+    for index, seed in enumerate(args.seeds or [None] * args.runs):
         load, started = os.getloadavg()[0], time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
         with tempfile.TemporaryDirectory(prefix="asc_tf_demo_") as work:
-            result = run_demo(Path(work))
-        result.update(load_before=round(load, 2), started=started)
+            result = run_demo(Path(work), seed)
+        result.update(load_before=round(load, 2), started=started, seed=0 if seed is None else seed)
         runs.append(result)
         phases = ", ".join(f"{name} {seconds:.1f}" for name, seconds in result["phases_s"].items())
         print(f"run {index + 1}: {result['wall_s']:.1f} s wall ({result['cpu_s']:.0f} s CPU, load {load:.2f} "
               f"before; target 300 s): {phases}")
-        print(f"  printed: {result['printed']}")
+        print(f"  seed {result['seed']} printed: {result['printed']}")
+    accuracies = [float(m.group(1)) for r in runs if (m := re.search(r"accuracy: ([0-9.]+)", r["printed"]))]
+    if len(accuracies) > 1:
+        print(f"macro accuracy over {len(accuracies)} runs: mean {statistics.mean(accuracies):.4f}, s.d. "
+              f"{statistics.stdev(accuracies):.4f}, range {min(accuracies):.4f}-{max(accuracies):.4f}")
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": machine(), "runs": runs}, indent=2) + "\n")
 

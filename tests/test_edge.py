@@ -18,6 +18,7 @@ from asc_tf.edge import Classifier
 from asc_tf.edge.__main__ import main as edge_main
 from asc_tf.export.bundle import load_bundle
 from asc_tf.export.runtime import Quantization
+from int8_tolerances import INPUT_LOGIT_STEPS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -66,8 +67,8 @@ def test_classifier_equals_the_bundles_litert_pipeline(int8_export, clips):
         q_tflite = shipped.network.quantize_input(shipped.log_mel(clip))[0, ..., 0]
         assert np.max(np.abs(q_edge.astype(int) - q_tflite.astype(int))) <= 1  # a rounding tie at most
         reference = shipped.logits(clip)[0]
-        scale = edge.output_quantization.scale
-        assert np.max(np.abs(edge.logits(clip) - reference)) <= 3 * scale + 1e-6
+        scale = edge.output_quantization.scale  # same kernels: only the inputs' ties move the logits
+        assert np.max(np.abs(edge.logits(clip) - reference)) <= INPUT_LOGIT_STEPS * scale + 1e-6
     with pytest.raises(ValueError, match="expected one clip of 32000 samples"):
         edge.predict(clips[:2])
 

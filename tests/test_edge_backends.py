@@ -20,6 +20,7 @@ from asc_tf.edge import Classifier
 from asc_tf.export.interpreter import BACKEND
 from asc_tf.export.runtime import TFLiteModel
 from asc_tf.io import build_once
+from int8_tolerances import INPUT_LOGIT_STEPS, KERNEL_LOGIT_STEPS
 
 REPO = Path(__file__).resolve().parents[1]
 ARMV7_REQUIREMENTS = REPO / "requirements-edge-armv7.txt"
@@ -132,10 +133,12 @@ def test_tflite_runtime_backend_gives_litert_results(tflite_runtime_python, int8
     # default kernels are XNNPACK of another version: int8 requantization may round a few steps apart
     default = TFLiteModel(int8_network, 1)
     steps = np.abs(np.asarray(out["raw_default"]) - np.stack([default.run_raw(x) for x in raw_inputs]).astype(int))
-    assert steps.max() <= 3
+    assert steps.max() <= KERNEL_LOGIT_STEPS
+    # whole path: the two front ends (numpy 1.26 / scipy 1.13 against this one) may round an input tie apart, then
+    # the two XNNPACKs
     scale = litert["int8"].output_quantization.scale
     logits = np.stack([litert["int8"].logits(c) for c in clips])
-    assert np.abs(np.asarray(out["int8_logits"]) - logits).max() <= 3 * scale + 1e-6
+    assert np.abs(np.asarray(out["int8_logits"]) - logits).max() <= (INPUT_LOGIT_STEPS + KERNEL_LOGIT_STEPS) * scale + 1e-6
 
 
 def test_numpy_front_end_agrees_with_the_exported_one(int8_export):

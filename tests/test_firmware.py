@@ -14,6 +14,7 @@ import pytest
 import soundfile as sf
 
 from asc_tf.export import firmware_build as fw
+from int8_tolerances import INPUT_LOGIT_STEPS, INPUT_TIE_FRACTION, KERNEL_LOGIT_STEPS, tie_margin
 
 N_CLIPS = 60  # >= 50 evaluation clips
 log = logging.getLogger(__name__)
@@ -88,9 +89,39 @@ def test_host_log_mel_matches_edge_runtime(host_run, edge):
 
 
 def test_host_int8_inputs_match_edge_runtime(host_run, edge):
-    equal = float(np.mean(host_run[1] == edge[2]))
-    assert equal >= 0.999, f"{equal:.5f} of the int8 inputs equal"
-    assert np.max(np.abs(host_run[1].astype(int) - edge[2].astype(int))) <= 1
+    """Two float32 front ends (C, own FFT; numpy/scipy, whose SIMD paths depend on the CPU) give log-mels a few
+    float32 ulps apart, so their int8 quantization differs only where a value lies within those ulps of a rounding
+    tie: never by more than one step, and on a tiny fraction of the values."""
+    steps = np.abs(host_run[1].astype(int) - edge[2].astype(int))
+    log.info("firmware vs edge int8 inputs: %d of %d values one step apart", int((steps > 0).sum()), steps.size)
+    assert steps.max() <= 1
+    assert (steps > 0).mean() <= INPUT_TIE_FRACTION, f"{(steps > 0).mean():.2e} of the int8 inputs differ"
+
+
+def test_one_step_input_ties_move_logits_little(edge, int8_export):
+    """INPUT_LOGIT_STEPS, derived on the network itself: in each clip, the values nearest a rounding tie (the ones
+    another float32 front end may round the other way; twice INPUT_TIE_FRACTION of them) are moved one step across
+    it, and the reference kernels' logits move by at most INPUT_LOGIT_STEPS."""
+    from asc_tf.export.runtime import TFLiteModel
+
+    classifier, mels, quantized, _ = edge
+    reference = TFLiteModel(Path(int8_export.path) / int8_export.manifest["files"]["network"]["path"],
+                            reference_kernels=True)
+    q = classifier.input_quantization
+    per_clip = max(1, int(np.ceil(2 * INPUT_TIE_FRACTION * mels[0].size)))
+    moved = []
+    for mel, x in zip(mels, quantized):
+        scaled = mel.astype(np.float64) / q.scale + q.zero_point
+        nearest = np.argsort(np.abs(scaled - np.floor(scaled) - 0.5), axis=None)[:per_clip]
+        flipped = x.copy().reshape(-1)
+        rounded_up = flipped[nearest] > scaled.reshape(-1)[nearest]
+        flipped[nearest] = np.clip(flipped[nearest].astype(int) + np.where(rounded_up, -1, 1), -128, 127)
+        before = reference.run_raw(x.reshape(1, 256, 65, 1)).astype(int)
+        after = reference.run_raw(flipped.reshape(1, 256, 65, 1)).astype(int)
+        moved.append(int(np.abs(after - before).max()))
+    log.info("%d values nearest a tie flipped per clip: logits moved %s steps (max %d)", per_clip,
+             np.bincount(moved).tolist(), max(moved))
+    assert max(moved) <= INPUT_LOGIT_STEPS
 
 
 def test_host_logits_equal_litert_reference_kernels(host_run, int8_export):
@@ -105,28 +136,40 @@ def test_host_logits_equal_litert_reference_kernels(host_run, int8_export):
 
 
 def test_host_class_matches_edge_runtime(host_run, edge, int8_export):
-    """Same class as the edge runtime on >= 99 % of the clips, except where the edge runtime's own LiteRT
-    kernels (XNNPACK) round differently from the reference arithmetic that the firmware reproduces bit for bit:
-    every disagreement must be such a clip (the firmware's int8 inputs equal the edge runtime's there)."""
+    """The firmware's class differs from the edge runtime's only on near-ties. Their int8 logits part in two
+    places, each bounded: the inputs (a few one-step rounding ties, see above: the reference kernels on both inputs
+    stay within INPUT_LOGIT_STEPS) and the kernels (the edge runtime's LiteRT/XNNPACK requantizes differently from
+    the reference arithmetic the firmware reproduces bit for bit: within KERNEL_LOGIT_STEPS on the same input).
+    A disagreement is allowed only where both decisions are within the margin these two parts can move."""
     from asc_tf.export.runtime import TFLiteModel
 
     classifier, _, quantized, labels = edge
     result, inputs = host_run[:2]
     reference = TFLiteModel(Path(int8_export.path) / int8_export.manifest["files"]["network"]["path"],
                             reference_kernels=True)
-    differ = [i for i, (c, e) in enumerate(zip(result.clips, labels)) if c.label != e]
-    agree = 1.0 - len(differ) / len(labels)
-    log.info("firmware vs edge runtime: same class on %.3f of %d clips (%s differ)", agree, len(labels), differ)
-    for i in differ:
-        assert np.array_equal(inputs[i], quantized[i]), f"clip {i}: the int8 inputs differ"
+    differ, worst_input, worst_kernel = [], 0, 0
+    for i, (clip, label) in enumerate(zip(result.clips, labels)):
         x = quantized[i].reshape(1, 256, 65, 1)
-        edge_logits = classifier.network.run_raw(x).reshape(-1)
-        reference_logits = reference.run_raw(x).reshape(-1)
-        assert not np.array_equal(edge_logits, reference_logits), f"clip {i}: disagreement not from LiteRT rounding"
-        np.testing.assert_array_equal(result.clips[i].logits, reference_logits)
-    if agree < 0.99:
-        log.warning("same class as the edge runtime on %.3f < 0.99: LiteRT's XNNPACK rounding on %d near-tie clips",
-                    agree, len(differ))
+        firmware = clip.logits.astype(int)  # = the reference kernels on the firmware's own inputs (test above)
+        edge_reference = reference.run_raw(x).reshape(-1).astype(int)
+        edge_logits = classifier.network.run_raw(x).reshape(-1).astype(int)
+        input_part = int(np.abs(firmware - edge_reference).max())
+        kernel_part = int(np.abs(edge_reference - edge_logits).max())
+        if np.array_equal(inputs[i], quantized[i]):
+            assert input_part == 0, f"clip {i}: same int8 inputs, different reference logits"
+        worst_input, worst_kernel = max(worst_input, input_part), max(worst_kernel, kernel_part)
+        assert input_part <= INPUT_LOGIT_STEPS, f"clip {i}: inputs' rounding ties moved the logits {input_part} steps"
+        assert kernel_part <= KERNEL_LOGIT_STEPS, f"clip {i}: LiteRT's kernels moved the logits {kernel_part} steps"
+        if clip.label != label:
+            ours, theirs = int(np.argmax(firmware)), int(np.argmax(edge_logits))
+            tie = tie_margin(input_part, kernel_part)
+            assert firmware[ours] - firmware[theirs] <= tie and edge_logits[theirs] - edge_logits[ours] <= tie, \
+                f"clip {i}: {clip.label} vs {label} is not a near-tie ({firmware} vs {edge_logits})"
+            differ.append(i)
+    agree = 1.0 - len(differ) / len(labels)
+    log.info("firmware vs edge runtime: same class on %.3f of %d clips (%s differ); logits apart by <= %d steps from "
+             "the inputs, <= %d from the kernels", agree, len(labels), differ, worst_input, worst_kernel)
+    assert agree >= 0.9, f"same class on {agree:.3f} of the clips: more than near-ties"
 
 
 def _bad_clips(clips, tmp_path) -> dict[str, Path]:
@@ -161,13 +204,21 @@ def m4_run(bundle_firmware, clips, tmp_path_factory):
 
 
 def test_qemu_cortex_m4_cmsis_nn_logits_equal_host(m4_run, host_run):
+    """Cortex-M4 + CMSIS-NN under QEMU computes what the host build computes: the same C front end (no FMA
+    contraction on either) gives the same int8 inputs, and CMSIS-NN the reference kernels' int8 logits on them.
+    The one part outside the project's code is the C library's logf (glibc picks an FMA or a plain variant by CPU,
+    newlib has its own): where it rounds a log-mel value across a quantization tie, the inputs differ by one step
+    there and the logits only as much as such a tie can move them; with equal inputs the logits are equal."""
     result, work, _ = m4_run
     assert result.returncode == 0 and not result.errors and len(result.clips) == len(host_run[0].clips)
     inputs = np.fromfile(work / "inputs.bin", np.int8).reshape(len(result.clips), 256, 65)
-    input_equal = float(np.mean(inputs == host_run[1]))
-    differ = [h.path for h, m in zip(host_run[0].clips, result.clips) if not np.array_equal(h.logits, m.logits)]
-    assert not differ, f"{len(differ)} clips' logits differ (int8 inputs equal on {input_equal:.5f}): {differ[:3]}"
-    assert input_equal == 1.0
+    steps = np.abs(inputs.astype(int) - host_run[1].astype(int))
+    assert steps.max() <= 1 and (steps > 0).mean() <= INPUT_TIE_FRACTION, f"{(steps > 0).mean():.2e} differ"
+    for i, (h, m) in enumerate(zip(host_run[0].clips, result.clips)):
+        moved = int(np.abs(h.logits.astype(int) - m.logits.astype(int)).max())
+        assert moved <= (0 if not steps[i].any() else INPUT_LOGIT_STEPS), f"{h.path}: logits {moved} steps apart"
+    if steps.any():
+        log.warning("cortex-m4 vs host: %d int8 inputs one step apart (the C libraries' logf)", int((steps > 0).sum()))
 
 
 def test_qemu_bad_clip_exits_with_error(m4_run, clips, tmp_path):
