@@ -195,6 +195,14 @@ def test_bad_clip_one_error_line_nonzero_exit(host_run, clips, tmp_path):
         assert "clip " not in done.stdout
 
 
+def test_help_and_unknown_options(host_run):
+    image = host_run[3]
+    done = subprocess.run([str(image), "--help"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.startswith("usage: asc_fw ") and "--arena-search" in done.stdout
+    done = subprocess.run([str(image), "--frobnicate"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stderr.strip() == "error: unknown option --frobnicate (asc_fw --help lists them)"
+
+
 @pytest.fixture(scope="module")
 def m4_run(bundle_firmware, clips, tmp_path_factory):
     _need("cortex-m4")
@@ -226,6 +234,18 @@ def test_qemu_bad_clip_exits_with_error(m4_run, clips, tmp_path):
     bad = _bad_clips(clips, tmp_path)["samples"]
     result = fw.run(image, "cortex-m4", [bad], timeout=120)
     assert result.returncode == 2 and len(result.errors) == 1 and not result.clips, result
+
+
+def test_make_run_classifies_several_clips_under_qemu(m4_run, bundle_firmware, clips):
+    """The README's `make run TARGET=cortex-m4 CLIPS="a.wav b.wav"`: one semihosting argument per clip (the
+    Makefile once joined them with spaces, and QEMU could not open ",arg=b.wav")."""
+    _, work, _ = m4_run
+    chosen = [str(p) for p in clips[0][:2]]
+    done = subprocess.run(["make", "-s", "-C", str(fw.FIRMWARE_SOURCE), "run", "TARGET=cortex-m4", "KERNELS=cmsis_nn",
+                           f"MODEL_DIR={bundle_firmware.resolve()}", f"BUILD_DIR={(work / 'build').resolve()}",
+                           f"CLIPS={' '.join(chosen)}"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert [line.split()[2] for line in done.stdout.splitlines() if line.startswith("clip ")] == chosen
 
 
 def test_cortex_m4_memory_from_the_linker_map(m4_run):

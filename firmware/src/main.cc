@@ -77,13 +77,23 @@ int main(int argc, char** argv) {
       }
       return argv[++i];
     };
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+      printf("usage: asc_fw [--list FILE] [--dump-input FILE] [--dump-mel FILE] [--arena-search] [--arena BYTES] "
+             "CLIP.wav ...\n"
+             "Classifies 1 s clips (16-bit PCM WAV, mono, %d Hz): one line per clip with its class, int8 logits\n"
+             "and time per stage and per op. --list FILE: one clip path per line. --dump-input/--dump-mel FILE:\n"
+             "write the int8 network inputs / float log-mels. --arena-search: find the smallest tensor arena.\n"
+             "--arena BYTES: use that many bytes of the arena. Exit 2 on a bad clip (one error: line).\n",
+             ASC_SAMPLE_RATE);
+      return 0;
+    }
     if (!strcmp(a, "--list")) options.list = value(a);
     else if (!strcmp(a, "--dump-input")) options.dump_input = value(a);
     else if (!strcmp(a, "--dump-mel")) options.dump_mel = value(a);
     else if (!strcmp(a, "--arena-search")) options.arena_search = true;
     else if (!strcmp(a, "--arena")) options.arena = strtoul(value(a), nullptr, 10);
     else if (a[0] == '-' && a[1] == '-') {
-      fprintf(stderr, "error: unknown option %s (see firmware/README.md)\n", a);
+      fprintf(stderr, "error: unknown option %s (asc_fw --help lists them)\n", a);
       return 2;
     } else if (n_clips < 64) clips[n_clips++] = a;
   }
