@@ -9,10 +9,12 @@ from typing import Optional
 
 import numpy as np
 
-from asc_tf.edge.bundle import check_models, read_manifest
+from asc_tf.edge.bundle import MANIFEST, check_models, read_manifest
 from asc_tf.edge.errors import EdgeError
 from asc_tf.edge.frontend import LogMel
-from asc_tf.export.runtime import Quantization, TFLiteModel
+from asc_tf.edge.mel import SettingsError
+from asc_tf.export.quantization import Quantization
+from asc_tf.export.runtime import TFLiteModel
 
 
 @dataclass(frozen=True)
@@ -48,10 +50,11 @@ class Classifier:
         self.path = Path(bundle_dir)
         self.manifest = read_manifest(self.path, roles=("network", "frontend"))
         manifest = self.manifest
-        try:
+        try:  # only a bad `frontend` section is the manifest's fault; any other failure is raised as it is
             self.frontend = LogMel.from_manifest(manifest["frontend"])
-        except (KeyError, TypeError, ValueError) as error:
-            raise EdgeError(f"{self.path}: manifest front end unusable ({error})") from None
+        except SettingsError as error:
+            raise EdgeError(f"{self.path / MANIFEST}: frontend: {error}: the manifest was edited or belongs to "
+                            f"another bundle: export again (or restore {MANIFEST})") from None
         self.network = TFLiteModel(self.path / manifest["files"]["network"]["path"], num_threads)
         # the manifest's classes, rate, clip length and quantization against the files (the front-end file
         # is run once on a test signal and released)

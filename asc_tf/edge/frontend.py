@@ -9,13 +9,17 @@ Time per stage of the whole shipped path: `bench/edge_stages.py`.
 
 from __future__ import annotations
 
+import math
 import threading
 from typing import Any, Optional
 
 import numpy as np
 import scipy.fft
 
-from asc_tf.edge.mel import BLOCK_OVERHEAD_MACS, MelBands, mel_filterbank, periodic_hann
+from asc_tf.edge.mel import BLOCK_OVERHEAD_MACS, MelBands, SettingsError, mel_filterbank, periodic_hann
+
+INTEGER_SETTINGS = ("sample_rate", "n_fft", "window_length", "hop_length", "n_mels")
+REAL_SETTINGS = ("f_min", "f_max")
 
 
 class LogMel:
@@ -24,7 +28,7 @@ class LogMel:
     def __init__(self, sample_rate: int = 32000, n_fft: int = 4096, window_length: int = 3072, hop_length: int = 500,
                  n_mels: int = 256, f_min: float = 0.0, f_max: Optional[float] = None, log_offset: float = 1e-5) -> None:
         if window_length > n_fft:
-            raise ValueError(f"window_length {window_length} > n_fft {n_fft}")
+            raise SettingsError(f"window_length {window_length} > n_fft {n_fft}")
         self.n_fft, self.window_length, self.hop_length, self.n_mels = n_fft, window_length, hop_length, n_mels
         self.window = periodic_hann(window_length)
         self.bands = MelBands.from_dense(mel_filterbank(sample_rate, n_fft, n_mels, f_min, f_max))
@@ -35,12 +39,36 @@ class LogMel:
 
     @classmethod
     def from_manifest(cls, section: dict[str, Any]) -> "LogMel":
-        """The front end described by a bundle manifest's `frontend` section."""
+        """The front end described by a bundle manifest's `frontend` section.
+
+        Raises SettingsError (a ValueError) naming the field for a section that describes no front end computed
+        here, and only for that: a failure while building a valid one is not the manifest's fault and is left as
+        it is (it was once reported as "manifest front end unusable" on 32-bit numpy)."""
+        if not isinstance(section, dict):
+            raise SettingsError(f"the front-end section is a {type(section).__name__}, not an object")
         if section.get("window", "periodic hann") != "periodic hann" or section.get("mel_scale", "htk") != "htk" \
-                or section.get("padding", "reflect") != "reflect" or float(section.get("power", 2.0)) != 2.0:
-            raise ValueError(f"unsupported front end in the manifest: {section}")
-        names = ("sample_rate", "n_fft", "window_length", "hop_length", "n_mels", "f_min", "f_max")
-        return cls(**{n: section[n] for n in names}, log_offset=section.get("log_offset", 1e-5))
+                or section.get("padding", "reflect") != "reflect" or section.get("power", 2.0) != 2.0:
+            raise SettingsError(f"unsupported front end (window, mel_scale, padding, power): {section}")
+        missing = [name for name in (*INTEGER_SETTINGS, *REAL_SETTINGS) if name not in section]
+        if missing:
+            raise SettingsError(f"field(s) {missing} missing")
+        values: dict[str, Any] = {}
+        for name in INTEGER_SETTINGS:
+            value = section[name]
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise SettingsError(f"{name} must be a positive integer, got {value!r}")
+            values[name] = value
+        for name in (*REAL_SETTINGS, "log_offset"):
+            value = section.get(name, 1e-5)  # only log_offset has a default
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise SettingsError(f"{name} must be a number, got {value!r}")
+            values[name] = float(value)
+        if not 0.0 <= values["f_min"] < values["f_max"] <= values["sample_rate"] / 2:
+            raise SettingsError(f"f_min {values['f_min']:g} and f_max {values['f_max']:g} must satisfy "
+                                f"0 <= f_min < f_max <= sample_rate / 2 ({values['sample_rate'] / 2:g})")
+        if values["log_offset"] <= 0.0:
+            raise SettingsError(f"log_offset must be positive, got {values['log_offset']:g}")
+        return cls(**values)
 
     def n_frames(self, samples: int) -> int:
         return 1 + samples // self.hop_length

@@ -19,6 +19,10 @@ import numpy as np
 BLOCK_OVERHEAD_MACS = 1000
 
 
+class SettingsError(ValueError):
+    """Front-end settings (e.g. a bundle manifest's `frontend` section) that describe no front end computed here."""
+
+
 def hz_to_mel(freq: np.ndarray | float) -> np.ndarray:
     """HTK mel scale (torchaudio mel_scale='htk')."""
     return 2595.0 * np.log10(1.0 + np.asarray(freq, dtype=np.float64) / 700.0)
@@ -62,9 +66,9 @@ class Block:
 class MelBands:
     """A filterbank `[n_bins, n_mels]` as, per band, its first bin and its run of non-zero weights."""
 
-    first_bin: np.ndarray  # [n_mels] int64
-    n_bins: np.ndarray  # [n_mels] int64, >= 1
-    offset: np.ndarray  # [n_mels] int64: start of each band in `weights`
+    first_bin: np.ndarray  # [n_mels] np.intp (the platform's index type: int32 on 32-bit numpy)
+    n_bins: np.ndarray  # [n_mels] np.intp, >= 1
+    offset: np.ndarray  # [n_mels] np.intp: start of each band in `weights`
     weights: np.ndarray  # [sum(n_bins)] float32
     n_fft_bins: int
 
@@ -73,15 +77,18 @@ class MelBands:
         """Read the runs off a dense filterbank; refuses empty bands and gaps (not a banded filterbank)."""
         nonzero = fb != 0
         if not nonzero.any(axis=0).all():
-            raise ValueError("the filterbank has an all-zero band: it cannot be stored as runs of bins")
+            raise SettingsError("the filterbank has an all-zero band (too many mels for n_fft?): it cannot be "
+                                "stored as runs of bins")
         first = nonzero.argmax(axis=0)
         last = fb.shape[0] - 1 - nonzero[::-1].argmax(axis=0)
         n_bins = last - first + 1
         if int(nonzero.sum()) != int(n_bins.sum()):
-            raise ValueError("a mel band's non-zero weights are not one run of consecutive bins")
+            raise SettingsError("a mel band's non-zero weights are not one run of consecutive bins")
         weights = np.concatenate([fb[lo:lo + n, band] for band, (lo, n) in enumerate(zip(first, n_bins))])
-        offset = np.concatenate([[0], np.cumsum(n_bins)[:-1]])
-        return cls(first.astype(np.int64), n_bins.astype(np.int64), offset.astype(np.int64),
+        offset = np.concatenate([np.zeros(1, np.intp), np.cumsum(n_bins)[:-1]])
+        # np.intp, not int64: numpy refuses int64 repeat counts and indices where its index type is 32-bit
+        # (np.repeat: "Cannot cast array data from dtype('int64') to dtype('int32')", 32-bit Raspberry Pi OS)
+        return cls(first.astype(np.intp), n_bins.astype(np.intp), offset.astype(np.intp),
                    weights.astype(np.float32), int(fb.shape[0]))
 
     @property
@@ -112,7 +119,7 @@ class MelBands:
         n = self.n_mels
         best = np.full(n + 1, np.inf)
         best[0] = 0.0
-        start = np.zeros(n + 1, np.int64)
+        start = np.zeros(n + 1, np.intp)
         for hi in range(1, n + 1):
             lo = np.arange(hi)
             width = np.maximum.accumulate(last[:hi][::-1])[::-1] - self.first_bin[:hi]  # bins of bands lo..hi-1

@@ -277,14 +277,15 @@ def load_bundle(path: str | Path) -> Bundle:
     """Read `manifest.json`, check every model file it lists (size and sha256) and its fields against the
     models (`asc_tf.export.manifest`, the checks the edge runtime makes too)."""
     from asc_tf.edge.frontend import LogMel
+    from asc_tf.edge.mel import SettingsError
 
     path = Path(path)
     manifest = read_manifest(path, roles=("network", "frontend", "end_to_end"))
     files = manifest["files"]
-    try:
+    try:  # only a bad `frontend` section is the manifest's fault (see LogMel.from_manifest)
         numpy_frontend = LogMel.from_manifest(manifest["frontend"])
-    except (KeyError, TypeError, ValueError) as error:
-        raise ManifestError(f"{path / MANIFEST}: front end unusable ({error})") from None
+    except SettingsError as error:
+        raise ManifestError(f"{path / MANIFEST}: frontend: {error}: export again (or restore {MANIFEST})") from None
     frontend = TFLiteModel(path / files["frontend"]["path"], 1)
     check_models(manifest, path, TFLiteModel(path / files["network"]["path"], 1), frontend, numpy_frontend,
                  TFLiteModel(path / files["end_to_end"]["path"], 1))
