@@ -116,6 +116,8 @@ def _build(stage: Path, log_path: Path) -> None:
     if done.returncode != 0:
         last = (log_path.read_text(errors="replace").strip().splitlines() or ["no output"])[-1]
         raise RootError(f"debootstrap failed ({last}); full log: {log_path}")
+    for package in (stage / "var" / "cache" / "apt" / "archives").glob("*.deb"):  # 100s of MB, never used again
+        package.unlink()
     probe = run_in_root(stage, ["python3", "-c", PROBE])
     if probe.returncode != 0:
         raise RootError(f"the new {ARCH} root's python3 cannot import numpy/scipy: {probe.stderr.strip()[-300:]}")
