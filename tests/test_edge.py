@@ -186,3 +186,23 @@ def test_not_a_bundle_is_one_line(tmp_path, capsys):
     assert edge_main([str(tmp_path), "-"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "not an export bundle" in err and err.count("\n") == 1
+
+
+def test_band_indices_are_the_platforms_index_type():
+    """np.intp, not int64: 32-bit numpy refuses int64 repeat counts (tests/test_edge_i386.py runs it there)."""
+    from asc_tf.edge.frontend import LogMel
+
+    bands = LogMel().bands
+    assert bands.first_bin.dtype == bands.n_bins.dtype == bands.offset.dtype == np.dtype(np.intp)
+
+
+def test_a_front_end_that_fails_to_build_is_not_blamed_on_the_manifest(int8_export, monkeypatch):
+    """Only a bad `frontend` section is reported as the manifest's fault; numpy's own error stays itself."""
+    import asc_tf.edge.frontend as frontend
+
+    def refuse(fb):
+        raise TypeError("Cannot cast array data from dtype('int64') to dtype('int32') according to the rule 'safe'")
+
+    monkeypatch.setattr(frontend.MelBands, "from_dense", staticmethod(refuse))
+    with pytest.raises(TypeError, match="Cannot cast array data"):
+        Classifier(int8_export.path)

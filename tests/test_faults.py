@@ -272,6 +272,8 @@ MANIFEST_EDITS = {
     "clip length": (lambda m: m.update(clip_samples=16000), "clip_samples 16000"),
     "front end": (lambda m: m["frontend"].update(f_max=12000), "do not compute what frontend_float32.tflite computes"),
     "field missing": (lambda m: m.pop("classes"), "field(s) ['classes'] missing"),
+    "front-end field type": (lambda m: m["frontend"].update(n_fft="4096"),
+                             "frontend: n_fft must be a positive integer, got '4096'"),
 }
 
 
