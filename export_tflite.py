@@ -15,6 +15,7 @@ import sys
 
 from asc_tf import console
 from asc_tf.config import add_arguments, from_args
+from asc_tf.export.metadata import DEFAULT_AUTHOR, DEFAULT_LICENCE
 
 CONFIG_FLAGS = ("ckpt_id", "project_dir", "project_name", "dataset_dir", "split_dir", "num_workers", "batch_size",
                 "seed")
@@ -47,6 +48,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--firmware_figures", action="store_true",
                         help="int8: build firmware/ for Cortex-M4 (CMSIS-NN), run 4 dev-test clips under QEMU and "
                              "record flash, RAM, arena and instructions in the manifest (arm-none-eabi-gcc, qemu)")
+    parser.add_argument("--no_metadata", dest="metadata", action="store_false",
+                        help="no TFLite Model Metadata on the end-to-end models (written by tflite-support in a venv "
+                             "made once from requirements-metadata.txt, or in $ASC_TF_METADATA_PYTHON)")
+    parser.add_argument("--model_author", default=DEFAULT_AUTHOR, help="author field of the model metadata")
+    parser.add_argument("--model_licence", default=DEFAULT_LICENCE, help="licence field of the model metadata")
     console.add_verbose_flag(parser)
     args = parser.parse_args(argv)
     if not getattr(args, "ckpt_id", None):
@@ -65,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     options = ExportOptions(precision=args.precision or "int8", out=args.out, overwrite=args.overwrite,
                             keep_over_limit=args.keep_over_limit, representative_size=args.representative_size,
                             tflm_clips=args.tflm_clips, skip_accuracy=args.skip_accuracy,
-                            firmware_figures=args.firmware_figures)
+                            firmware_figures=args.firmware_figures, metadata=args.metadata,
+                            author=args.model_author, licence=args.model_licence)
     overrides = {name: getattr(args, name) for name in DATA_FLAGS if hasattr(args, name)}
     use_qat = False if options.precision == "fp16" else args.use_qat  # QAT concerns the int8 network only
     try:

@@ -3,7 +3,8 @@ ships (LiteRT accuracy, TFLite Micro), and write the files with a `manifest.json
 
     network_int8.tflite | network_fp16.tflite   log-mel [1, n_mels, frames, 1] -> logits [1, n_classes]
     frontend_float32.tflite                     waveform [1, samples] -> log-mel
-    end_to_end_float32.tflite                   waveform [1, samples] -> class probabilities
+    end_to_end_float32.tflite                   waveform [1, samples] -> class probabilities (TFLite metadata)
+    end_to_end_fp16.tflite                      the same with float16 weights (TFLite metadata)
     complexity.md, complexity.json              the audit of the network file
     firmware/ (int8)                            C arrays of the network, window and mel matrix; README.md
     manifest.json
@@ -33,6 +34,7 @@ from asc_tf.export.audit import Audit, audit_tflite, format_audit
 from asc_tf.export.errors import ExportError, OverLimitError
 from asc_tf.export.firmware import write_firmware
 from asc_tf.export.manifest import FORMAT, MANIFEST, ManifestError, check_models, read_manifest
+from asc_tf.export.metadata import DEFAULT_AUTHOR, DEFAULT_LICENCE, WRITER, MetadataError, ModelCard, add_metadata
 from asc_tf.export.runtime import ExportedClassifier, TFLiteModel, tensor_io
 from asc_tf.export.source import Source, load_source, representative_log_mels
 from asc_tf.io import atomic_write_bytes, atomic_write_json, atomic_write_text, staging_dir, temporary_prefix
@@ -58,6 +60,9 @@ class ExportOptions:
     tflm_clips: int = 4
     skip_accuracy: bool = False
     firmware_figures: bool = False  # int8: build the firmware for Cortex-M4 and measure it under QEMU (minutes)
+    metadata: bool = True  # TFLite Model Metadata on the end-to-end models (asc_tf.export.metadata)
+    author: str = DEFAULT_AUTHOR  # the metadata's author and licence fields (--model_author, --model_licence)
+    licence: str = DEFAULT_LICENCE
 
 
 @dataclass
@@ -156,9 +161,10 @@ def export_bundle(source: Source, options: ExportOptions) -> ExportResult:
     if not audit.passed and not options.keep_over_limit:
         raise OverLimitError(f"{network_name} {audit.verdict()}; pass --keep_over_limit to write it anyway")
     frontend_bytes = tflite.convert_frontend(tflite.frontend_of(model), samples)
-    end_to_end_bytes = tflite.convert_end_to_end(model, samples)
-    files = {network_name: network_bytes, "frontend_float32.tflite": frontend_bytes,
-             "end_to_end_float32.tflite": end_to_end_bytes}
+    standalone = {"end_to_end_float32.tflite": tflite.convert_end_to_end(model, samples),
+                  "end_to_end_fp16.tflite": tflite.convert_end_to_end(model, samples, fp16=True)}
+    standalone, metadata_section = _with_metadata(standalone, source, options)
+    files = {network_name: network_bytes, "frontend_float32.tflite": frontend_bytes, **standalone}
     classifier = ExportedClassifier(frontend_bytes, network_bytes)
     accuracy: dict[str, Any] = {"skipped": "--skip_accuracy"}
     report = None
@@ -171,6 +177,7 @@ def export_bundle(source: Source, options: ExportOptions) -> ExportResult:
     net_in, net_out = tensor_io(classifier.network.input), tensor_io(classifier.network.output)
     manifest = _manifest(source, options, files, audit, accuracy, tflm_section, classifier, len(representative))
     manifest["quantization"] = quantization
+    manifest["metadata"] = metadata_section
     _write(out, options, files, audit, manifest, config, net_in, net_out, tflm_section.get("arena_bytes"))
     if options.precision == "int8" and options.firmware_figures:
         from asc_tf.export.firmware_build import measure_export
@@ -179,6 +186,43 @@ def export_bundle(source: Source, options: ExportOptions) -> ExportResult:
                                               config)
     log.info("bundle written to %s", out)
     return ExportResult(out, manifest, audit, files, report)
+
+
+def _model_card(source: Source, options: ExportOptions, weights: str) -> ModelCard:
+    import asc_tf
+
+    config = source.config
+    seconds = int(source.model.input.shape[-1]) / config.sample_rate
+    return ModelCard(
+        name=f"asc-tf CP-Mobile acoustic scene classifier ({weights})",
+        version=f"{source.name}, asc-tf {asc_tf.__version__}",
+        description=(f"Acoustic scene classification: a TensorFlow port of the DCASE2024 Task 1 baseline (CP-Mobile), "
+                     f"trained on {config.subset} % of TAU Urban Acoustic Scenes 2022 Mobile's development split "
+                     f"(run {source.name}). {seconds:g} s of mono audio at {config.sample_rate} Hz in, the "
+                     f"probabilities of {len(CLASSES)} scenes out; the log-mel front end is inside the model."),
+        author=options.author, licence=options.licence, sample_rate=config.sample_rate, channels=1,
+        classes=tuple(CLASSES),
+        input_description=(f"{int(source.model.input.shape[-1])} samples ({seconds:g} s) of mono audio at "
+                           f"{config.sample_rate} Hz, float32, full scale 1.0"),
+        output_description="probability of each scene (softmax; they sum to 1), in the label file's order")
+
+
+def _with_metadata(models: dict[str, bytes], source: Source, options: ExportOptions
+                   ) -> tuple[dict[str, bytes], dict[str, Any]]:
+    """The standalone models with TFLite Model Metadata, and the manifest's `metadata` section."""
+    if not options.metadata:
+        return models, {"skipped": "--no_metadata"}
+    weights = {"end_to_end_float32.tflite": "float32", "end_to_end_fp16.tflite": "float16 weights"}
+    try:
+        out = {name: add_metadata({name: data}, _model_card(source, options, weights[name]))[name]
+               for name, data in models.items()}
+    except MetadataError as error:
+        log.warning("TFLite metadata not written: %s", error)
+        return models, {"skipped": str(error)}
+    card = _model_card(source, options, "")
+    return out, {"writer": WRITER, "models": sorted(out), "version": card.version, "author": card.author,
+                 "licence": card.licence, "sample_rate": card.sample_rate, "channels": card.channels,
+                 "labels": "labels.txt (the classes, in order)", "output": "probabilities"}
 
 
 def _manifest(source: Source, options: ExportOptions, files: dict[str, bytes], audit: Audit,
@@ -196,7 +240,8 @@ def _manifest(source: Source, options: ExportOptions, files: dict[str, bytes], a
         "clip_samples": int(source.model.input.shape[-1]),
         "files": {"network": _file_entry(network_name, files[network_name]),
                   "frontend": _file_entry("frontend_float32.tflite", files["frontend_float32.tflite"]),
-                  "end_to_end": _file_entry("end_to_end_float32.tflite", files["end_to_end_float32.tflite"])},
+                  "end_to_end": _file_entry("end_to_end_float32.tflite", files["end_to_end_float32.tflite"]),
+                  "end_to_end_fp16": _file_entry("end_to_end_fp16.tflite", files["end_to_end_fp16.tflite"])},
         "inputs": {"network": tensor_io(classifier.network.input), "frontend": tensor_io(classifier.frontend.input),
                    "end_to_end": {"shape": [1, int(source.model.input.shape[-1])], "dtype": "float32"}},
         "outputs": {"network": {**tensor_io(classifier.network.output), "meaning": "logits"},

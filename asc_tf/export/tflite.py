@@ -105,8 +105,9 @@ def convert_frontend(frontend: keras.layers.Layer, samples: int) -> bytes:
     return _convert(tf.lite.TFLiteConverter.from_keras_model(_batch_one(frontend, (samples,), "waveform")))
 
 
-def convert_end_to_end(model: keras.Model, samples: int) -> bytes:
-    """One float32 file: waveform `[1, samples]` -> class probabilities `[1, n_classes]` (softmax of the logits)."""
+def convert_end_to_end(model: keras.Model, samples: int, fp16: bool = False) -> bytes:
+    """One file: waveform `[1, samples]` -> class probabilities `[1, n_classes]` (softmax of the logits), float32
+    throughout, or with float16 weights (`fp16`: dequantized to float32 at load, as the fp16 network)."""
     frontend, network = frontend_of(model), network_of(model)
 
     def forward(x: keras.KerasTensor) -> keras.KerasTensor:
@@ -114,4 +115,8 @@ def convert_end_to_end(model: keras.Model, samples: int) -> bytes:
 
     wrapped = _batch_one(keras.layers.Lambda(forward, name="cp_mobile_forward"), (samples,), "waveform",
                          head=keras.layers.Softmax(name="probabilities"))
-    return _convert(tf.lite.TFLiteConverter.from_keras_model(wrapped))
+    converter = tf.lite.TFLiteConverter.from_keras_model(wrapped)
+    if fp16:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    return _convert(converter)
