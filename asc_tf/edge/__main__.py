@@ -1,4 +1,5 @@
 """python -m asc_tf.edge BUNDLE FILE.wav... | BUNDLE -   (raw 16-bit mono PCM at the bundle's rate on stdin)
+   python -m asc_tf.edge --selftest BUNDLE               (on the device: does it compute what was exported?)
 
 Prints one decision per clip (one per second): [file] time, scene, probability [, latency]. A remainder
 shorter than a clip is not classified: a warning names it. Exit codes: 0 done (warnings included), 2 bad
@@ -46,15 +47,33 @@ def _version() -> str:
     return f"asc-tf {__version__}, interpreter {describe()}, numpy {np.__version__}, scipy {scipy.__version__}"
 
 
+def _selftest(bundle: str, threads: int) -> int:
+    from asc_tf.edge.selftest import run
+
+    report = run(bundle, threads)
+    if report.problem:
+        print(f"error: selftest: {report.problem}", file=sys.stderr)
+        return 2
+    print(f"selftest passed: {report.summary}")
+    return 0
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m asc_tf.edge", description=__doc__.split("\n\n")[0])
     parser.add_argument("bundle", help="an export bundle folder (export_tflite.py)")
-    parser.add_argument("inputs", nargs="+", help="audio files (any rate, mono), or - for raw 16-bit mono PCM on "
+    parser.add_argument("inputs", nargs="*", help="audio files (any rate, mono), or - for raw 16-bit mono PCM on "
                         "standard input at the bundle's sample rate")
+    parser.add_argument("--selftest", action="store_true",
+                        help="check the interpreter, the CPU features, the files' sha256 and a known clip's output "
+                             "against the export's; prints one line, exit 0 when it computes what was exported, else 2")
     parser.add_argument("--threads", type=int, default=1, help="LiteRT threads (default 1)")
     parser.add_argument("--latency", action="store_true", help="also print the milliseconds spent per clip")
     parser.add_argument("--version", action="version", version=_version())
     args = parser.parse_args(argv)
+    if args.selftest:
+        return _selftest(args.bundle, args.threads)
+    if not args.inputs:
+        parser.error("give audio files or - (standard input), or --selftest")
     handler = logging.StreamHandler()
     handler.setFormatter(_LowerCaseLevel())
     logging.basicConfig(level=logging.WARNING, handlers=[handler])

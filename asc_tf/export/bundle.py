@@ -179,6 +179,12 @@ def export_bundle(source: Source, options: ExportOptions) -> ExportResult:
     manifest["quantization"] = quantization
     manifest["metadata"] = metadata_section
     _write(out, options, files, audit, manifest, config, net_in, net_out, tflm_section.get("arena_bytes"))
+    # the known clip's output as the edge runtime computes it from the written bundle, for `--selftest` on a device
+    from asc_tf.edge.classifier import Classifier
+    from asc_tf.edge.selftest import record
+
+    manifest["selftest"] = record(Classifier(out))
+    atomic_write_json(out / MANIFEST, manifest)
     if options.precision == "int8" and options.firmware_figures:
         from asc_tf.export.firmware_build import measure_export
 
