@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np, scipy
 from asc_tf.data.resample import resample
 from asc_tf.edge.frontend import LogMel
+from asc_tf.edge.selftest import known_clip
 from asc_tf.export.quantization import Quantization
 
 work = Path(sys.argv[1])
@@ -43,7 +44,7 @@ with np.load(work / "input.npz") as data:
     clips, rate = data["clips"], int(data["rate"])
 log_mels = np.stack([frontend(clip) for clip in resample(clips, rate, settings["frontend"]["sample_rate"])])
 inputs = quantization.quantize(log_mels)
-np.savez(work / f"output-{settings['side']}.npz", log_mels=log_mels, inputs=inputs)
+np.savez(work / f"output-{settings['side']}.npz", log_mels=log_mels, inputs=inputs, known_clip=known_clip(32000, 32000))
 print(json.dumps({"numpy": np.__version__, "scipy": scipy.__version__, "python": platform.python_version(),
                   "intp": np.dtype(np.intp).name, "pointer_bits": 8 * struct.calcsize("P"),
                   "index_dtype": frontend.bands.first_bin.dtype.name}))
@@ -119,6 +120,9 @@ def test_32bit_numpy_gives_the_same_int8_network_input(i386_root, evaluation_cli
     loud = mel64 >= -4.0
     difference = np.abs(mel32.astype(np.float64) - mel64)
     assert difference[loud].max() <= 1e-4 and difference.max() <= 1e-3, (difference[loud].max(), difference.max())
+
+    # the selftest's known clip (uint32 hash noise and tones) is the same bit for bit on both
+    np.testing.assert_array_equal(out32["known_clip"], out64["known_clip"])
 
     q32, q64 = out32["inputs"].astype(np.int32), out64["inputs"].astype(np.int32)
     assert q32.shape == q64.shape == (N_CLIPS, 256, 65)
