@@ -1,6 +1,6 @@
 """The edge front end on a 32-bit numpy (index type int32, as on 32-bit Raspberry Pi OS), run natively: a Debian
 bookworm i386 root (Debian's python3 3.11, python3-numpy 1.24, python3-scipy 1.10, no TensorFlow, no LiteRT)
-made once by tools/i386_root.py under ~/.cache/asc_tf and entered with chroot (x86-64 runs i386 code as it is).
+made once by tools/debian_root.py under ~/.cache/asc_tf and entered with chroot (x86-64 runs i386 code as it is).
 
 The same script (resample, numpy log-mel, the manifest's input quantization: what `Classifier` feeds the network)
 runs there and here on the synthetic evaluation clips, and the int8 network inputs are compared. Before the fix
@@ -52,7 +52,7 @@ print(json.dumps({"numpy": np.__version__, "scipy": scipy.__version__, "python":
 
 
 def _root_tool():
-    spec = importlib.util.spec_from_file_location("i386_root", REPO / "tools" / "i386_root.py")
+    spec = importlib.util.spec_from_file_location("debian_root", REPO / "tools" / "debian_root.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -46,7 +46,8 @@ def scores(result):
     return out
 
 base = BaseOptions(model_asset_path=model)
-with audio_classifier.AudioClassifier.create_from_options(audio_classifier.AudioClassifierOptions(base_options=base)) as c:
+clip_options = audio_classifier.AudioClassifierOptions(base_options=base)
+with audio_classifier.AudioClassifier.create_from_options(clip_options) as c:
     clip = [[(r.timestamp_ms, scores(r)) for r in c.classify(AudioData.create_from_array(x, rate))] for x in clips]
 stream = []
 options = audio_classifier.AudioClassifierOptions(base_options=base, running_mode=AudioTaskRunningMode.AUDIO_STREAM,

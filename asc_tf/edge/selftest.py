@@ -35,7 +35,8 @@ def known_clip(samples: int, sample_rate: int) -> np.ndarray:
     x ^= x >> np.uint32(16)
     noise = x.astype(np.float64) / 2.0 ** 32 - 0.5
     t = np.arange(samples, dtype=np.float64) / sample_rate
-    return (0.2 * noise + 0.1 * np.sin(2 * np.pi * 440.0 * t) + 0.05 * np.sin(2 * np.pi * 3000.0 * t)).astype(np.float32)
+    tones = 0.1 * np.sin(2 * np.pi * 440.0 * t) + 0.05 * np.sin(2 * np.pi * 3000.0 * t)
+    return (0.2 * noise + tones).astype(np.float32)
 
 
 def tolerance(manifest: dict[str, Any]) -> float:

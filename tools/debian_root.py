@@ -1,14 +1,16 @@
-"""A Debian bookworm i386 root with Debian's python3-numpy and python3-scipy, for running the edge front end on a
-32-bit numpy (index type int32, as on 32-bit Raspberry Pi OS) natively on an x86-64 machine, without emulation.
+"""Debian bookworm roots with Debian's own python3-numpy and python3-scipy, for running the edge runtime as on a
+32-bit Raspberry Pi OS (also Debian bookworm):
 
-    python tools/i386_root.py            # make it when missing (minutes, once); quiet
-    python tools/i386_root.py --print    # also print its path
+    python tools/debian_root.py                 # i386: a 32-bit numpy (index type int32) run natively on x86-64
+    python tools/debian_root.py --arch armhf    # 32-bit Arm under qemu-user (tools/pi_emulation.sh; QEMU_CPU)
+    python tools/debian_root.py --print         # also print its path and versions
 
 Why a root and not multiarch packages: i386 python3-numpy cannot be installed beside the machine's own python3.
-The root lives outside the clone ($ASC_TF_I386_ROOT, default ~/.cache/asc_tf/debian-i386-bookworm), is built by
-`debootstrap --arch=i386` in a temporary folder beside it and renamed into place only when complete and checked,
-under a file lock, so concurrent runs (CI, pytest) wait for one build and never see a half-made root.
-Needs root (debootstrap, chroot) and Debian's mirror. Exit 0 ready, 2 cannot be made (one line saying why).
+A root lives outside the clone ($ASC_TF_<ARCH>_ROOT, default ~/.cache/asc_tf/debian-<arch>-bookworm), is built by
+`debootstrap --arch=<arch>` in a temporary folder beside it and renamed into place only when complete and checked,
+under a file lock, so concurrent runs (CI, pytest) wait for one build and never see a half-made root. Made once
+(minutes; armhf much longer, emulated), quiet. Needs root (debootstrap, chroot), Debian's mirror, and for armhf
+qemu-user-static with binfmt_misc. Exit 0 ready, 2 cannot be made (one line saying why).
 """
 
 from __future__ import annotations
@@ -26,9 +28,11 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 SUITE = "bookworm"
-ARCH = "i386"
-PACKAGES = ("python3", "python3-numpy", "python3-scipy")
-ROOT_ENV = "ASC_TF_I386_ROOT"
+BASE_PACKAGES = ("python3", "python3-numpy", "python3-scipy")
+# armhf: what the README's 32-bit install uses from Debian (a --system-site-packages venv; pip reaches PyPI)
+PACKAGES = {"i386": BASE_PACKAGES,
+            "armhf": (*BASE_PACKAGES, "python3-cffi", "python3-venv", "python3-pip", "libsndfile1", "ca-certificates")}
+POINTER_BITS = {"i386": 32, "armhf": 32}
 MARKER = ".asc_tf_root.json"  # written last, inside the root: what was installed, and that it is complete
 # what a chroot'ed command sees: nothing of this machine's Python environment
 CHROOT_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8",
@@ -42,11 +46,12 @@ class RootError(RuntimeError):
     """The root cannot be made here; the message says why and what to do."""
 
 
-def default_root() -> Path:
-    if os.environ.get(ROOT_ENV):
-        return Path(os.environ[ROOT_ENV])
+def default_root(arch: str = "i386") -> Path:
+    variable = f"ASC_TF_{arch.upper()}_ROOT"
+    if os.environ.get(variable):
+        return Path(os.environ[variable])
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "asc_tf" / f"debian-{ARCH}-{SUITE}"
+    return cache / "asc_tf" / f"debian-{arch}-{SUITE}"
 
 
 def describe(root: Path) -> Optional[dict]:
@@ -74,23 +79,28 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _problem() -> Optional[str]:
+def _problem(arch: str) -> Optional[str]:
     if os.geteuid() != 0:
         return "debootstrap and chroot need root"
     for tool in ("debootstrap", "chroot"):
         if shutil.which(tool) is None:
             return f"{tool} not found: apt-get install debootstrap"
+    if arch == "armhf" and not Path("/proc/sys/fs/binfmt_misc/qemu-arm").exists():
+        return ("no qemu-arm in binfmt_misc: apt-get install qemu-user-static binfmt-support (and mount binfmt_misc "
+                "on /proc/sys/fs/binfmt_misc)")
     return None
 
 
-def ensure_root(root: Optional[Path] = None) -> Path:
-    """The complete root at `root` (default `default_root()`), made first when missing. Raises RootError."""
-    root = Path(root) if root is not None else default_root()
+def ensure_root(root: Optional[Path] = None, arch: str = "i386") -> Path:
+    """The complete `arch` root at `root` (default `default_root(arch)`), made first when missing. Raises RootError."""
+    if arch not in PACKAGES:
+        raise RootError(f"--arch {arch}: one of {sorted(PACKAGES)}")
+    root = Path(root) if root is not None else default_root(arch)
     if describe(root) is not None:
         return root
-    problem = _problem()
+    problem = _problem(arch)
     if problem:
-        raise RootError(f"cannot make the {ARCH} root at {root}: {problem}")
+        raise RootError(f"cannot make the {arch} root at {root}: {problem}")
     with _locked(root.with_name(root.name + ".lock")):
         if describe(root) is not None:  # another process made it while this one waited
             return root
@@ -100,7 +110,7 @@ def ensure_root(root: Optional[Path] = None) -> Path:
             shutil.rmtree(root)
         stage = Path(tempfile.mkdtemp(dir=root.parent, prefix=f"{root.name}.build-"))
         try:
-            _build(stage, root.with_name(root.name + ".log"))
+            _build(stage, root.with_name(root.name + ".log"), arch)
             stage.chmod(0o755)
             stage.rename(root)
         finally:
@@ -108,8 +118,8 @@ def ensure_root(root: Optional[Path] = None) -> Path:
     return root
 
 
-def _build(stage: Path, log_path: Path) -> None:
-    command = ["debootstrap", "--arch", ARCH, "--variant=minbase", f"--include={','.join(PACKAGES)}", SUITE,
+def _build(stage: Path, log_path: Path, arch: str) -> None:
+    command = ["debootstrap", "--arch", arch, "--variant=minbase", f"--include={','.join(PACKAGES[arch])}", SUITE,
                str(stage)]
     with open(log_path, "w") as log:
         done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, timeout=3600)
@@ -120,21 +130,25 @@ def _build(stage: Path, log_path: Path) -> None:
         package.unlink()
     probe = run_in_root(stage, ["python3", "-c", PROBE])
     if probe.returncode != 0:
-        raise RootError(f"the new {ARCH} root's python3 cannot import numpy/scipy: {probe.stderr.strip()[-300:]}")
+        raise RootError(f"the new {arch} root's python3 cannot import numpy/scipy: {probe.stderr.strip()[-300:]}")
     versions = json.loads(probe.stdout)
-    if versions["pointer_bits"] != 32 or versions["intp"] != "int32":
-        raise RootError(f"the new root's python is not 32-bit ({versions}): is {ARCH} supported by this kernel?")
-    (stage / MARKER).write_text(json.dumps({"suite": SUITE, "arch": ARCH, "packages": list(PACKAGES), **versions})
-                                + "\n")
+    if versions["pointer_bits"] != POINTER_BITS[arch] or versions["intp"] != "int32":
+        raise RootError(f"the new root's python is not 32-bit ({versions}): is {arch} supported by this kernel?")
+    if (Path("/etc/resolv.conf")).is_file():  # pip inside the root (armhf) reaches PyPI with the host's resolver
+        shutil.copyfile("/etc/resolv.conf", stage / "etc" / "resolv.conf")
+    (stage / MARKER).write_text(json.dumps({"suite": SUITE, "arch": arch, "packages": list(PACKAGES[arch]),
+                                            **versions}) + "\n")
 
 
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--root", type=Path, default=None, help=f"where (default: ${ROOT_ENV} or {default_root()})")
+    parser.add_argument("--arch", default="i386", choices=sorted(PACKAGES), help="Debian architecture (default i386)")
+    parser.add_argument("--root", type=Path, default=None,
+                        help="where (default: $ASC_TF_<ARCH>_ROOT or ~/.cache/asc_tf/debian-<arch>-bookworm)")
     parser.add_argument("--print", action="store_true", help="print the root's path and versions")
     args = parser.parse_args(argv)
     try:
-        root = ensure_root(args.root)
+        root = ensure_root(args.root, args.arch)
     except (RootError, OSError, subprocess.TimeoutExpired) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
