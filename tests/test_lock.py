@@ -87,3 +87,13 @@ def test_pyproject_extras_admit_the_pins(extras, machine, pin_file):
         assert names == {"numpy", "scipy", "tflite-runtime", "soundfile", "cffi"}
     else:
         assert names == direct
+
+
+@pytest.mark.parametrize("pin_file, tool", [("requirements-metadata.txt", "tflite-support"),
+                                            ("requirements-mediapipe.txt", "mediapipe")])
+def test_tool_venv_files_pin_everything(pin_file, tool):
+    """The metadata writer's and MediaPipe's venvs (asc_tf.export.venv): every package pinned, the numpy of the
+    training pins (they run beside no TensorFlow, but read and write the same files)."""
+    pins = _pins(pin_file)  # exact pins only, each package once
+    assert tool in pins and len(pins) > 5
+    assert pins["numpy"] == _pins("requirements.txt")["numpy"]

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Before a release: the README's 32-bit Raspberry Pi OS install and the edge commands, run in an emulated Debian
+# bookworm armhf root (qemu-user, QEMU_CPU=cortex-a72: a Pi 4's core; qemu's default `max` model gives wrong int8
+# results), and the decisions compared with this machine's. Maintainers run it; CI does not (minutes, emulated).
+#   sudo bash tools/pi_emulation.sh BUNDLE CLIP.wav [CLIP.wav ...]        (from the repository root)
+# Needs root, debootstrap, qemu-user-static + binfmt-support (binfmt_misc mounted), PyPI from inside the root.
+# The root is made once by tools/debian_root.py --arch armhf (~/.cache/asc_tf/debian-armhf-bookworm); each run
+# installs into a fresh venv there. Prints the versions, the selftest line and the differences; exit 0 when every
+# clip gets the same scene, 1 otherwise.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ $# -lt 2 ]; then
+  echo "usage: sudo bash tools/pi_emulation.sh BUNDLE CLIP.wav [CLIP.wav ...]" >&2
+  exit 2
+fi
+bundle="$(realpath "$1")"; shift
+PYTHON="${PYTHON:-python}"
+root="$("$PYTHON" tools/debian_root.py --arch armhf --print | cut -d' ' -f1)"
+work="/opt/asc-tf-emulation"
+rm -rf "$root$work" && mkdir -p "$root$work/src" "$root$work/clips"
+cp -r asc_tf pyproject.toml README.md requirements*.txt constraints*.txt "$root$work/src/"
+find "$root$work/src" -name __pycache__ -prune -exec rm -rf {} +
+cp -r "$bundle" "$root$work/bundle"
+for clip in "$@"; do cp "$clip" "$root$work/clips/"; done
+
+in_root() {  # a command in the root, as on a Pi 4 (Cortex-A72), with a clean environment
+  env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/root LANG=C.UTF-8 QEMU_CPU=cortex-a72 chroot "$root" "$@"
+}
+# the README's 32-bit install: Debian's numpy/scipy/cffi (no armv7l wheels on PyPI) in a --system-site-packages venv
+in_root python3 -m venv --system-site-packages "$work/venv"
+in_root "$work/venv/bin/python" -m pip install -q --disable-pip-version-check "$work/src[edge]"
+echo "date: $(date -u +%Y-%m-%dT%H:%MZ); QEMU_CPU=cortex-a72; $(in_root uname -m)"
+echo "armhf: $(in_root "$work/venv/bin/python" -m asc_tf.edge --version)"
+echo "here:  $("$PYTHON" -m asc_tf.edge --version)"
+in_root "$work/venv/bin/python" -m asc_tf.edge --selftest "$work/bundle" || true
+(cd "$root$work/clips" && in_root sh -c "cd $work/clips && $work/venv/bin/python -m asc_tf.edge $work/bundle *.wav") \
+  > "$root$work/armhf.txt"
+(cd "$root$work/clips" && "$PYTHON" -m asc_tf.edge "$bundle" *.wav) > "$root$work/here.txt"
+"$PYTHON" - "$root$work/here.txt" "$root$work/armhf.txt" <<'EOF'
+import sys
+here, there = ([line.split() for line in open(path)] for path in sys.argv[1:])
+assert len(here) == len(there) and here, "not the same number of decisions"
+# a line: FILE  TIME s  SCENE  PROBABILITY
+same = sum(a[3] == b[3] for a, b in zip(here, there))
+worst = max((abs(float(a[4]) - float(b[4])) for a, b in zip(here, there) if a[3] == b[3]), default=0.0)
+print(f"{len(here)} decisions: {same} the same scene, largest probability difference {worst:.3f}")
+for a, b in zip(here, there):
+    if a[3] != b[3]:
+        print(f"  {a[0]} {a[1]} s: here {a[3]} {a[4]}, armhf {b[3]} {b[4]}")
+sys.exit(0 if same == len(here) else 1)
+EOF
