@@ -62,10 +62,11 @@ def describe(root: Path) -> Optional[dict]:
         return None
 
 
-def run_in_root(root: Path, argv: list[str], timeout: float = 600) -> subprocess.CompletedProcess:
-    """`argv` run inside the root (chroot), with a clean environment; output captured as text."""
-    return subprocess.run(["chroot", str(root), *argv], capture_output=True, text=True, env=CHROOT_ENV,
-                          timeout=timeout)
+def run_in_root(root: Path, argv: list[str], timeout: float = 600, cpu: Optional[str] = None
+                ) -> subprocess.CompletedProcess:
+    """`argv` run inside the root (chroot), with a clean environment (`cpu`: QEMU_CPU for an emulated root)."""
+    env = {**CHROOT_ENV, **({"QEMU_CPU": cpu} if cpu else {})}
+    return subprocess.run(["chroot", str(root), *argv], capture_output=True, text=True, env=env, timeout=timeout)
 
 
 @contextlib.contextmanager
@@ -121,14 +122,20 @@ def ensure_root(root: Optional[Path] = None, arch: str = "i386") -> Path:
 def _build(stage: Path, log_path: Path, arch: str) -> None:
     command = ["debootstrap", "--arch", arch, "--variant=minbase", f"--include={','.join(PACKAGES[arch])}", SUITE,
                str(stage)]
+    env = dict(os.environ)
+    if arch == "armhf":  # the second stage runs emulated: as a Pi 4's core, not qemu's default `max` model
+        env["QEMU_CPU"] = "cortex-a72"
     with open(log_path, "w") as log:
-        done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, timeout=3600)
+        done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, timeout=7200, env=env)
     if done.returncode != 0:
+        details = stage / "debootstrap" / "debootstrap.log"
+        if details.is_file():  # the stage is removed: keep its details beside the log
+            shutil.copyfile(details, log_path.with_suffix(".details.log"))
         last = (log_path.read_text(errors="replace").strip().splitlines() or ["no output"])[-1]
         raise RootError(f"debootstrap failed ({last}); full log: {log_path}")
     for package in (stage / "var" / "cache" / "apt" / "archives").glob("*.deb"):  # 100s of MB, never used again
         package.unlink()
-    probe = run_in_root(stage, ["python3", "-c", PROBE])
+    probe = run_in_root(stage, ["python3", "-c", PROBE], cpu="cortex-a72" if arch == "armhf" else None)
     if probe.returncode != 0:
         raise RootError(f"the new {arch} root's python3 cannot import numpy/scipy: {probe.stderr.strip()[-300:]}")
     versions = json.loads(probe.stdout)

@@ -5,6 +5,7 @@ ships (LiteRT accuracy, TFLite Micro), and write the files with a `manifest.json
     frontend_float32.tflite                     waveform [1, samples] -> log-mel
     end_to_end_float32.tflite                   waveform [1, samples] -> class probabilities (TFLite metadata)
     end_to_end_fp16.tflite                      the same with float16 weights (TFLite metadata)
+    end_to_end_int8.tflite (int8)               the same with the network in int8 (TFLite metadata)
     complexity.md, complexity.json              the audit of the network file
     firmware/ (int8)                            C arrays of the network, window and mel matrix; README.md
     manifest.json
@@ -36,7 +37,7 @@ from asc_tf.export.firmware import write_firmware
 from asc_tf.export.manifest import FORMAT, MANIFEST, ManifestError, check_models, read_manifest
 from asc_tf.export.metadata import DEFAULT_AUTHOR, DEFAULT_LICENCE, WRITER, MetadataError, ModelCard, add_metadata
 from asc_tf.export.runtime import ExportedClassifier, TFLiteModel, tensor_io
-from asc_tf.export.source import Source, load_source, representative_log_mels
+from asc_tf.export.source import Source, load_source, representative_log_mels, representative_waveforms
 from asc_tf.io import atomic_write_bytes, atomic_write_json, atomic_write_text, staging_dir, temporary_prefix
 from asc_tf.model.frontend import LOG_OFFSET
 
@@ -163,6 +164,9 @@ def export_bundle(source: Source, options: ExportOptions) -> ExportResult:
     frontend_bytes = tflite.convert_frontend(tflite.frontend_of(model), samples)
     standalone = {"end_to_end_float32.tflite": tflite.convert_end_to_end(model, samples),
                   "end_to_end_fp16.tflite": tflite.convert_end_to_end(model, samples, fp16=True)}
+    if options.precision == "int8":  # float front end, int8 network, calibrated on the same training clips
+        standalone["end_to_end_int8.tflite"] = tflite.convert_end_to_end_int8(
+            model, samples, representative_waveforms(shards, config, options.representative_size))
     standalone, metadata_section = _with_metadata(standalone, source, options)
     files = {network_name: network_bytes, "frontend_float32.tflite": frontend_bytes, **standalone}
     classifier = ExportedClassifier(frontend_bytes, network_bytes)
@@ -218,7 +222,8 @@ def _with_metadata(models: dict[str, bytes], source: Source, options: ExportOpti
     """The standalone models with TFLite Model Metadata, and the manifest's `metadata` section."""
     if not options.metadata:
         return models, {"skipped": "--no_metadata"}
-    weights = {"end_to_end_float32.tflite": "float32", "end_to_end_fp16.tflite": "float16 weights"}
+    weights = {"end_to_end_float32.tflite": "float32", "end_to_end_fp16.tflite": "float16 weights",
+               "end_to_end_int8.tflite": "float32 front end, int8 network"}
     try:
         out = {name: add_metadata({name: data}, _model_card(source, options, weights[name]))[name]
                for name, data in models.items()}
@@ -247,7 +252,9 @@ def _manifest(source: Source, options: ExportOptions, files: dict[str, bytes], a
         "files": {"network": _file_entry(network_name, files[network_name]),
                   "frontend": _file_entry("frontend_float32.tflite", files["frontend_float32.tflite"]),
                   "end_to_end": _file_entry("end_to_end_float32.tflite", files["end_to_end_float32.tflite"]),
-                  "end_to_end_fp16": _file_entry("end_to_end_fp16.tflite", files["end_to_end_fp16.tflite"])},
+                  "end_to_end_fp16": _file_entry("end_to_end_fp16.tflite", files["end_to_end_fp16.tflite"]),
+                  **({"end_to_end_int8": _file_entry("end_to_end_int8.tflite", files["end_to_end_int8.tflite"])}
+                     if "end_to_end_int8.tflite" in files else {})},
         "inputs": {"network": tensor_io(classifier.network.input), "frontend": tensor_io(classifier.frontend.input),
                    "end_to_end": {"shape": [1, int(source.model.input.shape[-1])], "dtype": "float32"}},
         "outputs": {"network": {**tensor_io(classifier.network.output), "meaning": "logits"},

@@ -81,16 +81,25 @@ def load_source(ckpt: str, config: Config, overrides: Optional[dict[str, Any]] =
     return Source(model, merged, path, run_id, qat_network)
 
 
-def representative_log_mels(model: keras.Model, shards_dir: Path, config: Config, size: int) -> list[np.ndarray]:
-    """`size` log-mels `[1, n_mels, frames, 1]` of the run's training split, shuffled by the seed, unrolled."""
+def representative_waveforms(shards_dir: Path, config: Config, size: int) -> list[np.ndarray]:
+    """`size` clips `[1, samples]` of the run's training split, shuffled by the seed, unrolled."""
     split = f"split{config.subset}"
     plain = config.replace(roll_sec=0.0, seed=0 if config.seed is None else config.seed)
-    frontend = tflite.frontend_of(model)
     out: list[np.ndarray] = []
     for waveform, _ in make_dataset(shards_dir, split, plain, training=True, epoch=0, batch_size=32):
-        out += [m[None] for m in np.asarray(frontend(waveform, training=False))]
+        out += [w[None] for w in np.asarray(waveform)]
         if len(out) >= size:
             break
     if not out:
         raise ExportError(f"the training split {split} is empty: no representative set for int8 calibration")
     return out[:size]
+
+
+def representative_log_mels(model: keras.Model, shards_dir: Path, config: Config, size: int) -> list[np.ndarray]:
+    """`size` log-mels `[1, n_mels, frames, 1]` of the run's training split, shuffled by the seed, unrolled."""
+    frontend = tflite.frontend_of(model)
+    clips = np.concatenate(representative_waveforms(shards_dir, config, size))
+    out: list[np.ndarray] = []
+    for start in range(0, len(clips), 32):  # the dataset's batches
+        out += [m[None] for m in np.asarray(frontend(clips[start:start + 32], training=False))]
+    return out

@@ -105,17 +105,52 @@ def convert_frontend(frontend: keras.layers.Layer, samples: int) -> bytes:
     return _convert(tf.lite.TFLiteConverter.from_keras_model(_batch_one(frontend, (samples,), "waveform")))
 
 
-def convert_end_to_end(model: keras.Model, samples: int, fp16: bool = False) -> bytes:
-    """One file: waveform `[1, samples]` -> class probabilities `[1, n_classes]` (softmax of the logits), float32
-    throughout, or with float16 weights (`fp16`: dequantized to float32 at load, as the fp16 network)."""
+def _end_to_end_model(model: keras.Model, samples: int) -> keras.Model:
     frontend, network = frontend_of(model), network_of(model)
 
     def forward(x: keras.KerasTensor) -> keras.KerasTensor:
         return network(frontend(x, training=False), training=False)
 
-    wrapped = _batch_one(keras.layers.Lambda(forward, name="cp_mobile_forward"), (samples,), "waveform",
-                         head=keras.layers.Softmax(name="probabilities"))
+    return _batch_one(keras.layers.Lambda(forward, name="cp_mobile_forward"), (samples,), "waveform",
+                      head=keras.layers.Softmax(name="probabilities"))
+
+
+def convert_end_to_end_int8(model: keras.Model, samples: int, representative: Iterable[np.ndarray]) -> bytes:
+    """Waveform float32 -> probabilities float32 with the front end in float32 and the network in int8: the
+    converter's selective quantization (`QuantizationDebugger`, the front end's tensors denylisted by name), calibrated
+    on `representative` clips `[1, samples]`. Full-integer conversion would quantize the front end too (framing,
+    mel product, log), which ruins the log-mel."""
+    wrapped = _end_to_end_model(model, samples)
+    clips = [np.asarray(x, dtype=np.float32).reshape(1, samples) for x in representative]
+    if not clips:
+        raise ValueError("the representative set is empty: int8 calibration needs clips")
+
+    def dataset() -> Iterator[list[np.ndarray]]:
+        for clip in clips:
+            yield [clip]
+
+    # the denylist names tensors of this very model's float conversion (a new Keras model gets new name prefixes)
+    from asc_tf.export.runtime import TFLiteModel
+
+    float_model = TFLiteModel(_convert(tf.lite.TFLiteConverter.from_keras_model(wrapped)), 1)
+    names = [d["name"] for d in float_model.interpreter.get_tensor_details()]
+    frontend = [name for name in names if f"/{FRONTEND_NAME}" in name]
+    if not frontend:
+        raise ValueError(f"no tensor of the end-to-end model is named after its {FRONTEND_NAME!r} layer")
     converter = tf.lite.TFLiteConverter.from_keras_model(wrapped)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = dataset
+    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=frontend)
+    with quiet_native():
+        debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=dataset,
+                                                             debug_options=options)
+        return bytes(debugger.get_nondebug_quantized_model())
+
+
+def convert_end_to_end(model: keras.Model, samples: int, fp16: bool = False) -> bytes:
+    """One file: waveform `[1, samples]` -> class probabilities `[1, n_classes]` (softmax of the logits), float32
+    throughout, or with float16 weights (`fp16`: dequantized to float32 at load, as the fp16 network)."""
+    converter = tf.lite.TFLiteConverter.from_keras_model(_end_to_end_model(model, samples))
     if fp16:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
