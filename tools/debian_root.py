@@ -33,6 +33,10 @@ BASE_PACKAGES = ("python3", "python3-numpy", "python3-scipy")
 PACKAGES = {"i386": BASE_PACKAGES,
             "armhf": (*BASE_PACKAGES, "python3-cffi", "python3-venv", "python3-pip", "libsndfile1", "ca-certificates")}
 POINTER_BITS = {"i386": 32, "armhf": 32}
+# qemu-arm (32-bit user mode) has no Cortex-A72/A53 model (they are qemu-aarch64's); Cortex-A15 is its ARMv7-A core with
+# NEON and VFPv4, what 32-bit Raspberry Pi OS's armhf code uses on a Pi's core in AArch32 (qemu's default `max` adds
+# every ARMv8 AArch32 feature)
+EMULATED_CPU = "cortex-a15"
 MARKER = ".asc_tf_root.json"  # written last, inside the root: what was installed, and that it is complete
 # what a chroot'ed command sees: nothing of this machine's Python environment
 CHROOT_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8",
@@ -123,8 +127,8 @@ def _build(stage: Path, log_path: Path, arch: str) -> None:
     command = ["debootstrap", "--arch", arch, "--variant=minbase", f"--include={','.join(PACKAGES[arch])}", SUITE,
                str(stage)]
     env = dict(os.environ)
-    if arch == "armhf":  # the second stage runs emulated: as a Pi 4's core, not qemu's default `max` model
-        env["QEMU_CPU"] = "cortex-a72"
+    if arch == "armhf":  # the second stage runs emulated: an ARMv7 core, not qemu's default `max` model
+        env["QEMU_CPU"] = EMULATED_CPU
     with open(log_path, "w") as log:
         done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, timeout=7200, env=env)
     if done.returncode != 0:
@@ -135,7 +139,7 @@ def _build(stage: Path, log_path: Path, arch: str) -> None:
         raise RootError(f"debootstrap failed ({last}); full log: {log_path}")
     for package in (stage / "var" / "cache" / "apt" / "archives").glob("*.deb"):  # 100s of MB, never used again
         package.unlink()
-    probe = run_in_root(stage, ["python3", "-c", PROBE], cpu="cortex-a72" if arch == "armhf" else None)
+    probe = run_in_root(stage, ["python3", "-c", PROBE], cpu=EMULATED_CPU if arch == "armhf" else None)
     if probe.returncode != 0:
         raise RootError(f"the new {arch} root's python3 cannot import numpy/scipy: {probe.stderr.strip()[-300:]}")
     versions = json.loads(probe.stdout)

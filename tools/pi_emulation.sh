@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Before a release: the README's 32-bit Raspberry Pi OS install and the edge commands, run in an emulated Debian
-# bookworm armhf root (qemu-user, QEMU_CPU=cortex-a72: a Pi 4's core; qemu's default `max` model gives wrong int8
-# results), and the decisions compared with this machine's. Maintainers run it; CI does not (minutes, emulated).
+# bookworm armhf root (qemu-user with QEMU_CPU=cortex-a15, qemu-arm's ARMv7-A core with NEON/VFPv4: it has no
+# Cortex-A72/A53 model, those are qemu-aarch64's; its default `max` gave wrong int8 results on arm64), and the
+# decisions compared with this machine's. Maintainers run it; CI does not (minutes, emulated).
 #   sudo bash tools/pi_emulation.sh BUNDLE CLIP.wav [CLIP.wav ...]        (from the repository root)
 # Needs root, debootstrap, qemu-user-static + binfmt-support (binfmt_misc mounted), PyPI from inside the root.
 # The root is made once by tools/debian_root.py --arch armhf (~/.cache/asc_tf/debian-armhf-bookworm); each run
@@ -23,13 +24,14 @@ find "$root$work/src" -name __pycache__ -prune -exec rm -rf {} +
 cp -r "$bundle" "$root$work/bundle"
 for clip in "$@"; do cp "$clip" "$root$work/clips/"; done
 
-in_root() {  # a command in the root, as on a Pi 4 (Cortex-A72), with a clean environment
-  env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/root LANG=C.UTF-8 QEMU_CPU=cortex-a72 chroot "$root" "$@"
+QEMU_CPU="${QEMU_CPU:-cortex-a15}"
+in_root() {  # a command in the root, emulated as $QEMU_CPU, with a clean environment
+  env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/root LANG=C.UTF-8 QEMU_CPU="$QEMU_CPU" chroot "$root" "$@"
 }
 # the README's 32-bit install: Debian's numpy/scipy/cffi (no armv7l wheels on PyPI) in a --system-site-packages venv
 in_root python3 -m venv --system-site-packages "$work/venv"
 in_root "$work/venv/bin/python" -m pip install -q --disable-pip-version-check "$work/src[edge]"
-echo "date: $(date -u +%Y-%m-%dT%H:%MZ); QEMU_CPU=cortex-a72; $(in_root uname -m)"
+echo "date: $(date -u +%Y-%m-%dT%H:%MZ); QEMU_CPU=$QEMU_CPU; $(in_root uname -m)"
 echo "armhf: $(in_root "$work/venv/bin/python" -m asc_tf.edge --version)"
 echo "here:  $("$PYTHON" -m asc_tf.edge --version)"
 in_root "$work/venv/bin/python" -m asc_tf.edge --selftest "$work/bundle" || true
