@@ -19,6 +19,7 @@ import pytest
 import soundfile as sf
 
 from asc_tf.edge import Classifier
+from asc_tf.export.runtime import TFLiteModel
 from asc_tf.export.venv import VenvError, cached_venv
 
 REPO = Path(__file__).resolve().parents[1]
@@ -137,6 +138,8 @@ def test_mediapipe_audio_classifier_agrees_with_the_edge_runtime(mediapipe_pytho
     # calibrations (the end-to-end model's network is calibrated through the TFLite front end: 0.009 seen)
     assert all(len(windows) == 1 and windows[0][0] == 0 for windows in at_32k["clip"])
     p32 = np.array([windows[0][1] for windows in at_32k["clip"]])
+    lite = TFLiteModel(confident_bundle / model, 1)  # MediaPipe runs the model as it is: LiteRT's output
+    np.testing.assert_allclose(p32, np.concatenate([lite(clip[None]) for clip in evaluation["32000"]]), atol=1e-6)
     assert (p32.argmax(1) == top1).mean() >= 0.98
     assert np.abs(p32 - probabilities).max() < (0.01 if precision == "fp16" else 0.03)
 
