@@ -29,9 +29,11 @@ from typing import Iterator, Optional
 
 SUITE = "bookworm"
 BASE_PACKAGES = ("python3", "python3-numpy", "python3-scipy")
-# armhf: what the README's 32-bit install uses from Debian (a --system-site-packages venv; pip reaches PyPI)
+# armhf: what the README's 32-bit install uses from Debian (a --system-site-packages venv; pip reaches PyPI);
+# python3-ply named because debootstrap does not resolve python3-pycparser's virtual python3-ply-lex-3.10
 PACKAGES = {"i386": BASE_PACKAGES,
-            "armhf": (*BASE_PACKAGES, "python3-cffi", "python3-venv", "python3-pip", "libsndfile1", "ca-certificates")}
+            "armhf": (*BASE_PACKAGES, "python3-cffi", "python3-ply", "python3-venv", "python3-pip", "libsndfile1",
+                      "ca-certificates")}
 POINTER_BITS = {"i386": 32, "armhf": 32}
 # qemu-arm (32-bit user mode) has no Cortex-A72/A53 model (they are qemu-aarch64's); Cortex-A15 is its ARMv7-A core with
 # NEON and VFPv4, what 32-bit Raspberry Pi OS's armhf code uses on a Pi's core in AArch32 (qemu's default `max` adds
