@@ -16,16 +16,16 @@ qemu-user-static with binfmt_misc. Exit 0 ready, 2 cannot be made (one line sayi
 from __future__ import annotations
 
 import argparse
-import contextlib
-import fcntl
 import json
 import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # asc_tf.io: standard library only, no install needed
+from asc_tf.io import build_once  # noqa: E402
 
 SUITE = "bookworm"
 BASE_PACKAGES = ("python3", "python3-numpy", "python3-scipy")
@@ -39,7 +39,7 @@ POINTER_BITS = {"i386": 32, "armhf": 32}
 # NEON and VFPv4, what 32-bit Raspberry Pi OS's armhf code uses on a Pi's core in AArch32 (qemu's default `max` adds
 # every ARMv8 AArch32 feature)
 EMULATED_CPU = "cortex-a15"
-MARKER = ".asc_tf_root.json"  # written last, inside the root: what was installed, and that it is complete
+MARKER = ".asc_tf_root.json"  # written last, inside the root: what was installed
 # what a chroot'ed command sees: nothing of this machine's Python environment
 CHROOT_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8",
               "HOME": "/root", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
@@ -61,7 +61,7 @@ def default_root(arch: str = "i386") -> Path:
 
 
 def describe(root: Path) -> Optional[dict]:
-    """The marker of a complete root (python, numpy, scipy versions), else None."""
+    """The marker of a root (python, numpy, scipy versions), else None."""
     try:
         return json.loads((root / MARKER).read_text())
     except (OSError, ValueError):
@@ -73,17 +73,6 @@ def run_in_root(root: Path, argv: list[str], timeout: float = 600, cpu: Optional
     """`argv` run inside the root (chroot), with a clean environment (`cpu`: QEMU_CPU for an emulated root)."""
     env = {**CHROOT_ENV, **({"QEMU_CPU": cpu} if cpu else {})}
     return subprocess.run(["chroot", str(root), *argv], capture_output=True, text=True, env=env, timeout=timeout)
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes, also if this process is killed
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _problem(arch: str) -> Optional[str]:
@@ -103,26 +92,13 @@ def ensure_root(root: Optional[Path] = None, arch: str = "i386") -> Path:
     if arch not in PACKAGES:
         raise RootError(f"--arch {arch}: one of {sorted(PACKAGES)}")
     root = Path(root) if root is not None else default_root(arch)
-    if describe(root) is not None:
+    if root.exists():
         return root
     problem = _problem(arch)
     if problem:
         raise RootError(f"cannot make the {arch} root at {root}: {problem}")
-    with _locked(root.with_name(root.name + ".lock")):
-        if describe(root) is not None:  # another process made it while this one waited
-            return root
-        for stale in root.parent.glob(f"{root.name}.build-*"):  # left by a killed build (the lock is ours now)
-            shutil.rmtree(stale, ignore_errors=True)
-        if root.exists():  # no marker: incomplete, never used
-            shutil.rmtree(root)
-        stage = Path(tempfile.mkdtemp(dir=root.parent, prefix=f"{root.name}.build-"))
-        try:
-            _build(stage, root.with_name(root.name + ".log"), arch)
-            stage.chmod(0o755)
-            stage.rename(root)
-        finally:
-            shutil.rmtree(stage, ignore_errors=True)
-    return root
+    # made whole in a staging folder beside it under a lock, renamed into place when complete (asc_tf.io.build_once)
+    return build_once(root, lambda stage: _build(stage, root.with_name(root.name + ".log"), arch))
 
 
 def _build(stage: Path, log_path: Path, arch: str) -> None:
