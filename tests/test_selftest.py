@@ -13,6 +13,7 @@ import pytest
 from asc_tf.edge import Classifier
 from asc_tf.edge.__main__ import main as edge_main
 from asc_tf.edge.selftest import INT8_STEPS, cpu_features, known_clip
+from int8_tolerances import INPUT_LOGIT_STEPS, KERNEL_LOGIT_STEPS
 
 
 def _copy(export, tmp_path: Path) -> Path:
@@ -34,6 +35,7 @@ def test_selftest_passes_on_the_exported_bundle(int8_export, fp16_export, precis
     section = export.manifest["selftest"]
     assert len(section["logits"]) == 10 and section["class"] in export.manifest["classes"]
     if precision == "int8":
+        assert INT8_STEPS == INPUT_LOGIT_STEPS + KERNEL_LOGIT_STEPS  # one figure, one meaning (tests/int8_tolerances)
         assert section["tolerance"] == pytest.approx(INT8_STEPS * export.manifest["outputs"]["network"]["scale"])
     assert edge_main(["--selftest", str(export.path)]) == 0
     line = _one_line(capsys, "out")
@@ -70,7 +72,7 @@ def test_logits_moved_beyond_the_tolerance_fail(int8_export, tmp_path, capsys):
     (bundle / "manifest.json").write_text(json.dumps(manifest))
     assert edge_main(["--selftest", str(bundle)]) == 2
     assert "from the export's, at most" in _one_line(capsys, "err")
-    manifest["selftest"]["logits"] = [v - 2 * step for v in manifest["selftest"]["logits"]]  # 3 steps away: passes
+    manifest["selftest"]["logits"] = [v - 2 * step for v in manifest["selftest"]["logits"]]  # 5 steps away: passes
     (bundle / "manifest.json").write_text(json.dumps(manifest))
     assert edge_main(["--selftest", str(bundle)]) == 0
 
