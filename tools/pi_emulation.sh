@@ -25,19 +25,25 @@ cp -r "$bundle" "$root$work/bundle"
 for clip in "$@"; do cp "$clip" "$root$work/clips/"; done
 
 QEMU_CPU="${QEMU_CPU:-cortex-a15}"
-in_root() {  # a command in the root, emulated as $QEMU_CPU, with a clean environment
-  env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/root LANG=C.UTF-8 QEMU_CPU="$QEMU_CPU" chroot "$root" "$@"
+CHROOT="$(command -v chroot)"
+extra=()
+in_root() {  # a command in the root, emulated as $QEMU_CPU, with a clean environment (plus $extra)
+  env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/root LANG=C.UTF-8 QEMU_CPU="$QEMU_CPU" "${extra[@]}" \
+    "$CHROOT" "$root" "$@"
 }
 # the README's 32-bit install: Debian's numpy/scipy/cffi (no armv7l wheels on PyPI) in a --system-site-packages venv
 in_root python3 -m venv --system-site-packages "$work/venv"
+if [ -n "${PIP_CERT:-}" ] && [ -f "$PIP_CERT" ]; then  # behind a TLS-inspecting proxy: the root's pip needs its CA
+  cp "$PIP_CERT" "$root$work/ca.crt" && extra=(PIP_CERT="$work/ca.crt")
+fi
 in_root "$work/venv/bin/python" -m pip install -q --disable-pip-version-check "$work/src[edge]"
+extra=()
 echo "date: $(date -u +%Y-%m-%dT%H:%MZ); QEMU_CPU=$QEMU_CPU; $(in_root uname -m)"
 echo "armhf: $(in_root "$work/venv/bin/python" -m asc_tf.edge --version)"
 echo "here:  $("$PYTHON" -m asc_tf.edge --version)"
 in_root "$work/venv/bin/python" -m asc_tf.edge --selftest "$work/bundle" || true
-(cd "$root$work/clips" && in_root sh -c "cd $work/clips && $work/venv/bin/python -m asc_tf.edge $work/bundle *.wav") \
-  > "$root$work/armhf.txt"
-(cd "$root$work/clips" && "$PYTHON" -m asc_tf.edge "$bundle" *.wav) > "$root$work/here.txt"
+in_root sh -c "cd $work/clips && $work/venv/bin/python -m asc_tf.edge $work/bundle *.wav" > "$root$work/armhf.txt"
+"$PYTHON" -m asc_tf.edge "$bundle" "$root$work/clips/"*.wav > "$root$work/here.txt"
 "$PYTHON" - "$root$work/here.txt" "$root$work/armhf.txt" <<'EOF'
 import sys
 here, there = ([line.split() for line in open(path)] for path in sys.argv[1:])
@@ -48,6 +54,6 @@ worst = max((abs(float(a[4]) - float(b[4])) for a, b in zip(here, there) if a[3]
 print(f"{len(here)} decisions: {same} the same scene, largest probability difference {worst:.3f}")
 for a, b in zip(here, there):
     if a[3] != b[3]:
-        print(f"  {a[0]} {a[1]} s: here {a[3]} {a[4]}, armhf {b[3]} {b[4]}")
+        print(f"  {b[0]} {b[1]} s: here {a[3]} {a[4]}, armhf {b[3]} {b[4]}")
 sys.exit(0 if same == len(here) else 1)
 EOF

@@ -55,12 +55,13 @@ def record(classifier: Any) -> dict[str, Any]:
             "class": classifier.classes[int(np.argmax(logits))], "tolerance": tolerance(classifier.manifest)}
 
 
-def cpu_features(cpuinfo: Path = Path("/proc/cpuinfo")) -> tuple[str, list[str]]:
-    """The machine (`uname -m`) and the XNNPACK-relevant features of the first CPU in /proc/cpuinfo."""
+def cpu_features(cpuinfo: Path = Path("/proc/cpuinfo")) -> tuple[str, Optional[list[str]]]:
+    """The machine (`uname -m`) and the XNNPACK-relevant features of the first CPU in /proc/cpuinfo (None: no
+    /proc/cpuinfo, e.g. in a chroot without /proc)."""
     try:
         text = cpuinfo.read_text(errors="replace")
     except OSError:
-        return platform.machine(), []
+        return platform.machine(), None
     for line in text.splitlines():
         key, _, value = line.partition(":")
         if key.strip() in ("flags", "Features"):
@@ -87,7 +88,8 @@ def run(bundle_dir: str | Path, num_threads: Optional[int] = 1) -> Report:
     except ImportError as error:
         return Report("", f"no TFLite interpreter: {error}")
     machine, features = cpu_features()
-    where = f"{describe()}, numpy {np.__version__}, {machine} ({' '.join(features) or 'no listed features'})"
+    listed = "no /proc/cpuinfo" if features is None else " ".join(features) or "none of the listed features"
+    where = f"{describe()}, numpy {np.__version__}, {machine} ({listed})"
     try:
         manifest = read_manifest(path, roles=())
         roles = tuple(role for role, entry in manifest["files"].items() if isinstance(entry, dict))
