@@ -3,6 +3,7 @@
 
     python tools/debian_root.py                 # i386: a 32-bit numpy (index type int32) run natively on x86-64
     python tools/debian_root.py --arch armhf    # 32-bit Arm under qemu-user (tools/pi_emulation.sh; QEMU_CPU)
+    python tools/debian_root.py --arch arm64    # 64-bit Arm under qemu-user (tools/pi_emulation.sh)
     python tools/debian_root.py --print         # also print its path and versions
 
 Why a root and not multiarch packages: i386 python3-numpy cannot be installed beside the machine's own python3.
@@ -33,12 +34,13 @@ BASE_PACKAGES = ("python3", "python3-numpy", "python3-scipy")
 # python3-ply named because debootstrap does not resolve python3-pycparser's virtual python3-ply-lex-3.10
 PACKAGES = {"i386": BASE_PACKAGES,
             "armhf": (*BASE_PACKAGES, "python3-cffi", "python3-ply", "python3-venv", "python3-pip", "libsndfile1",
-                      "ca-certificates")}
-POINTER_BITS = {"i386": 32, "armhf": 32}
+                      "ca-certificates"),
+            "arm64": (*BASE_PACKAGES, "python3-venv", "python3-pip", "ca-certificates")}  # wheels from PyPI there
+POINTER_BITS = {"i386": 32, "armhf": 32, "arm64": 64}
 # qemu-arm (32-bit user mode) has no Cortex-A72/A53 model (they are qemu-aarch64's); Cortex-A15 is its ARMv7-A core with
 # NEON and VFPv4, what 32-bit Raspberry Pi OS's armhf code uses on a Pi's core in AArch32 (qemu's default `max` adds
 # every ARMv8 AArch32 feature)
-EMULATED_CPU = "cortex-a15"
+EMULATED_CPU = {"armhf": "cortex-a15", "arm64": "cortex-a72"}  # arm64: a Pi 4's core
 MARKER = ".asc_tf_root.json"  # written last, inside the root: what was installed
 # what a chroot'ed command sees: nothing of this machine's Python environment
 CHROOT_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8",
@@ -81,9 +83,10 @@ def _problem(arch: str) -> Optional[str]:
     for tool in ("debootstrap", "chroot"):
         if shutil.which(tool) is None:
             return f"{tool} not found: apt-get install debootstrap"
-    if arch == "armhf" and not Path("/proc/sys/fs/binfmt_misc/qemu-arm").exists():
-        return ("no qemu-arm in binfmt_misc: apt-get install qemu-user-static binfmt-support (and mount binfmt_misc "
-                "on /proc/sys/fs/binfmt_misc)")
+    emulator = {"armhf": "qemu-arm", "arm64": "qemu-aarch64"}.get(arch)
+    if emulator and not Path(f"/proc/sys/fs/binfmt_misc/{emulator}").exists():
+        return (f"no {emulator} in binfmt_misc: apt-get install qemu-user-static binfmt-support (and mount "
+                "binfmt_misc on /proc/sys/fs/binfmt_misc)")
     return None
 
 
@@ -105,8 +108,8 @@ def _build(stage: Path, log_path: Path, arch: str) -> None:
     command = ["debootstrap", "--arch", arch, "--variant=minbase", f"--include={','.join(PACKAGES[arch])}", SUITE,
                str(stage)]
     env = dict(os.environ)
-    if arch == "armhf":  # the second stage runs emulated: an ARMv7 core, not qemu's default `max` model
-        env["QEMU_CPU"] = EMULATED_CPU
+    if arch in EMULATED_CPU:  # the second stage runs emulated: a Pi's core, not qemu's default `max` model
+        env["QEMU_CPU"] = EMULATED_CPU[arch]
     with open(log_path, "w") as log:
         done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, timeout=7200, env=env)
     if done.returncode != 0:
@@ -117,12 +120,12 @@ def _build(stage: Path, log_path: Path, arch: str) -> None:
         raise RootError(f"debootstrap failed ({last}); full log: {log_path}")
     for package in (stage / "var" / "cache" / "apt" / "archives").glob("*.deb"):  # 100s of MB, never used again
         package.unlink()
-    probe = run_in_root(stage, ["python3", "-c", PROBE], cpu=EMULATED_CPU if arch == "armhf" else None)
+    probe = run_in_root(stage, ["python3", "-c", PROBE], cpu=EMULATED_CPU.get(arch))
     if probe.returncode != 0:
         raise RootError(f"the new {arch} root's python3 cannot import numpy/scipy: {probe.stderr.strip()[-300:]}")
     versions = json.loads(probe.stdout)
-    if versions["pointer_bits"] != POINTER_BITS[arch] or versions["intp"] != "int32":
-        raise RootError(f"the new root's python is not 32-bit ({versions}): is {arch} supported by this kernel?")
+    if versions["pointer_bits"] != POINTER_BITS[arch]:
+        raise RootError(f"the new root's python is not {POINTER_BITS[arch]}-bit ({versions}): is {arch} supported?")
     if (Path("/etc/resolv.conf")).is_file():  # pip inside the root (armhf) reaches PyPI with the host's resolver
         shutil.copyfile("/etc/resolv.conf", stage / "etc" / "resolv.conf")
     (stage / MARKER).write_text(json.dumps({"suite": SUITE, "arch": arch, "packages": list(PACKAGES[arch]),
