@@ -24,7 +24,7 @@ DATA_FLAGS = ("dataset_dir", "split_dir", "tfrecords_dir", "num_workers", "batch
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_arguments(parser, CONFIG_FLAGS)
+    add_arguments(parser, CONFIG_FLAGS, helps={"ckpt_id": "the run id (under --project_dir) or .keras file to export"})
     # Config's --tfrecords_dir carries the alias --out, which here names the bundle
     parser.add_argument("--tfrecords_dir", default=argparse.SUPPRESS, help="root folder of converted datasets")
     kind = parser.add_mutually_exclusive_group()

@@ -33,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval_dir", type=Path,
                         help="evaluation set folder (default: TAU-urban-acoustic-scenes-2024-mobile-evaluation "
                              "next to the development set)")
-    add_arguments(parser, ["project_dir", "project_name", "dataset_dir", "batch_size", "overwrite"])
+    add_arguments(parser, ["project_dir", "project_name", "dataset_dir", "batch_size", "overwrite"],
+                  helps={"overwrite": "replace an existing output.csv of these predictions"})
     console.add_verbose_flag(parser)
     args = parser.parse_args(argv)
     config = from_args(args)

@@ -197,14 +197,18 @@ def _base_type(annotation: Any) -> tuple[type, bool]:
     return hint, False
 
 
-def add_arguments(parser: argparse.ArgumentParser, names: Optional[Iterable[str]] = None) -> None:
-    """Add `--<field>` flags for the named Config fields (all when None), defaults from Config."""
+def add_arguments(parser: argparse.ArgumentParser, names: Optional[Iterable[str]] = None,
+                  helps: Optional[dict[str, str]] = None) -> None:
+    """Add `--<field>` flags for the named Config fields (all when None), defaults from Config. `helps` replaces a
+    field's text where the script gives the flag another meaning (e.g. predict.py's --overwrite); a default is
+    shown once, and not when it is None or the text already says it."""
     wanted = None if names is None else list(names)
     by_name = {f.name: f for f in fields(Config)}
     for name in wanted if wanted is not None else by_name:
         f = by_name[name]
         kind, _ = _base_type(f.name)
-        kwargs: dict[str, Any] = {"help": f.metadata.get("help", ""), "default": argparse.SUPPRESS}
+        text = (helps or {}).get(name, f.metadata.get("help", ""))
+        kwargs: dict[str, Any] = {"help": text, "default": argparse.SUPPRESS}
         default = f.default
         flags = [f"--{name}", *f.metadata.get("aliases", ())]
         if kind is bool:
@@ -216,7 +220,8 @@ def add_arguments(parser: argparse.ArgumentParser, names: Optional[Iterable[str]
             kwargs["type"] = kind
         if "choices" in f.metadata:
             kwargs["choices"] = f.metadata["choices"]
-        kwargs["help"] += f" (default: {default})"
+        if default is not None and "default" not in text:
+            kwargs["help"] += f" (default: {default})"
         parser.add_argument(*flags, dest=name, **kwargs)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -108,6 +109,24 @@ def test_help_texts_say_what_flags_really_do():
     text = " ".join(build_parser().format_help().split())
     assert "processes reading and resampling WAV files during conversion" in text and "one call per core" in text
     assert "16-mixed / bf16-mixed" in text and "mixed_float16" in text
+
+
+@pytest.mark.parametrize("script", ["train.py", "export_tflite.py", "predict.py"])
+def test_help_texts_fit_the_script(script):
+    """Each flag's text is about what the flag does in that script, and says its default once at most."""
+    done = subprocess.run([sys.executable, str(REPO / script), "--help"], capture_output=True, text=True, cwd=REPO,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    text = " ".join(done.stdout.split())
+    assert "(default: None)" not in text
+    assert not re.search(r"\(default: [^)]*\) \(default:", text), re.search(r"\(default: [^)]*\) \(default:[^)]*\)", text)
+    wrong = {"predict.py": ["converted shards", "--evaluate loads"], "export_tflite.py": ["--evaluate loads"]}
+    for phrase in wrong.get(script, []):
+        assert phrase not in text, phrase
+    if script == "predict.py":
+        assert "replace an existing output.csv" in text
+    if script == "export_tflite.py":
+        assert "--ckpt_id CKPT_ID the run id (under --project_dir) or .keras file to export" in text
 
 
 def _import_graph() -> dict[str, set[str]]:
