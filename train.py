@@ -82,7 +82,9 @@ def main(argv: list[str] | None = None) -> int:
             return evaluate(config, args.eval_dir)
         if config.demo:
             config = demo_config(config)
-        result = train(config, on_start=lambda run: print(f"run id: {run.run_id}  ({run.path})", flush=True))
+        # a resumed run keeps its own W&B mode (a run made with --wandb disabled stays so) unless --wandb is given
+        result = train(config, on_start=lambda run: print(f"run id: {run.run_id}  ({run.path})", flush=True),
+                       keep_run_wandb=not hasattr(args, "wandb"))
     except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

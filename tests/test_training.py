@@ -115,10 +115,13 @@ def test_resume_after_kill_equals_uninterrupted_run(dataset_dir, data_config, sh
     process.wait()
     assert history is not None and len(pd.read_csv(history)) == 1, "the kill did not land after the first epoch"
     run_id = history.parent.name
-    result = subprocess.run([sys.executable, str(REPO / "train.py"), "--resume", run_id, "--project_dir", str(killed),
-                             "--wandb", "disabled"], env=env, capture_output=True, text=True)
+    # no --wandb: the run keeps its own mode (disabled), not the flag's default (auto: offline here, a wandb/ folder)
+    env.pop("WANDB_MODE", None)
+    result = subprocess.run([sys.executable, str(REPO / "train.py"), "--resume", run_id, "--project_dir", str(killed)],
+                            env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"run id: {run_id}" in result.stdout
+    assert not (history.parent / "wandb").exists(), "the resumed run turned W&B back on"
     _, expected = _final_weights(straight)
     _, resumed = _final_weights(killed)
     for a, b in zip(expected, resumed):

@@ -183,16 +183,20 @@ def _qat_step(config: Config, run: Run, wandb_run: Any) -> dict[str, float]:
 
 
 def train(config: Config, *, verbose: int | str = 0, progress: bool = True,
-          on_start: Optional[Callable[[Run], None]] = None, run_id: Optional[str] = None) -> TrainResult:
+          on_start: Optional[Callable[[Run], None]] = None, run_id: Optional[str] = None,
+          keep_run_wandb: bool = False) -> TrainResult:
     """Train a new run (or `config.resume` one) with upstream's recipe; returns the run and its metrics.
     `on_start(run)` is called once the run directory exists (the command line prints the run id).
     `progress`: a bar per epoch on a terminal, a line per epoch elsewhere; `verbose`: Keras' own fit output
     (0, the default, leaves progress to `progress`); `run_id` names a new run (default: a random id;
-    asc_tf.protocol gives each (split, seed) a fixed one)."""
+    asc_tf.protocol gives each (split, seed) a fixed one); `keep_run_wandb`: a resumed run keeps the W&B mode it
+    was made with instead of `config.wandb` (train.py, when --wandb is not given again)."""
     config.check()
     if config.resume:  # the run's own configuration; only where to log and find runs come from the command line
         run = open_run(config, config.resume)
-        config = run.load_config().replace(resume=config.resume, wandb=config.wandb, project_dir=config.project_dir)
+        saved = run.load_config()
+        config = saved.replace(resume=config.resume, wandb=saved.wandb if keep_run_wandb else config.wandb,
+                               project_dir=config.project_dir)
     else:
         run = None
     if config.seed is not None:
