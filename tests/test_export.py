@@ -145,16 +145,13 @@ def test_model_too_large_fails_the_audit_and_the_export(tmp_path):
 
 
 def test_fp16_litert_matches_keras(fp16_export):
-    """float16 weights (11-bit mantissa) keep every logit within 1e-2 of Keras' float32 ones. A class may change
-    only where Keras' two best logits are within twice the observed difference (a near-tie: the float32 sums of
-    another CPU's kernels may land on either side); every other clip keeps its class."""
+    """float16 weights (11-bit mantissa) keep every logit within 1e-2 of Keras' float32 ones. So a class can change
+    only where Keras' two best logits are within 2e-2 (a near-tie: the float32 sums of another CPU's kernels may land
+    on either side), not required to agree there; such clips are few."""
     report = fp16_export.accuracy
-    difference = np.abs(report.exported_logits - report.keras_logits).max(axis=1)
-    assert difference.max() <= 1e-2
+    assert np.abs(report.exported_logits - report.keras_logits).max() <= 1e-2
     ranked = np.sort(report.keras_logits, axis=1)
-    decided = ranked[:, -1] - ranked[:, -2] > 2 * difference
-    assert decided.mean() >= 0.9
-    assert np.array_equal(report.keras_logits[decided].argmax(1), report.exported_logits[decided].argmax(1))
+    assert np.mean(ranked[:, -1] - ranked[:, -2] > 2e-2) >= 0.9
 
 
 def test_int8_litert_agrees_with_keras(int8_export):

@@ -137,10 +137,11 @@ def test_host_logits_equal_litert_reference_kernels(host_run, int8_export):
 
 def test_host_class_matches_edge_runtime(host_run, edge, int8_export):
     """The firmware's class differs from the edge runtime's only on near-ties. Their int8 logits part in two
-    places, each bounded: the inputs (a few one-step rounding ties, see above: the reference kernels on both inputs
-    stay within INPUT_LOGIT_STEPS) and the kernels (the edge runtime's LiteRT/XNNPACK requantizes differently from
-    the reference arithmetic the firmware reproduces bit for bit: within KERNEL_LOGIT_STEPS on the same input).
-    A disagreement is allowed only where both decisions are within the margin these two parts can move."""
+    places, each bounded on every clip: the inputs (a few one-step rounding ties, see above: the reference kernels on
+    both inputs stay within INPUT_LOGIT_STEPS, and equal inputs give equal logits) and the kernels (the edge runtime's
+    LiteRT/XNNPACK requantizes differently from the reference arithmetic the firmware reproduces bit for bit: within
+    KERNEL_LOGIT_STEPS on the same input). With both bounds, a class can differ only where the top two logits are
+    within tie_margin(...) steps (triangle inequality): the margins of the clips that differ are logged."""
     from asc_tf.export.runtime import TFLiteModel
 
     classifier, _, quantized, labels = edge
@@ -162,13 +163,11 @@ def test_host_class_matches_edge_runtime(host_run, edge, int8_export):
         assert kernel_part <= KERNEL_LOGIT_STEPS, f"clip {i}: LiteRT's kernels moved the logits {kernel_part} steps"
         if clip.label != label:
             ours, theirs = int(np.argmax(firmware)), int(np.argmax(edge_logits))
-            tie = tie_margin(input_part, kernel_part)
-            assert firmware[ours] - firmware[theirs] <= tie and edge_logits[theirs] - edge_logits[ours] <= tie, \
-                f"clip {i}: {clip.label} vs {label} is not a near-tie ({firmware} vs {edge_logits})"
-            differ.append(i)
+            differ.append((i, int(firmware[ours] - firmware[theirs]), tie_margin(input_part, kernel_part)))
     agree = 1.0 - len(differ) / len(labels)
-    log.info("firmware vs edge runtime: same class on %.3f of %d clips (%s differ); logits apart by <= %d steps from "
-             "the inputs, <= %d from the kernels", agree, len(labels), differ, worst_input, worst_kernel)
+    log.info("firmware vs edge runtime: same class on %.3f of %d clips (clip, firmware's margin, allowed: %s); "
+             "logits apart by <= %d steps from the inputs, <= %d from the kernels", agree, len(labels), differ,
+             worst_input, worst_kernel)
     assert agree >= 0.9, f"same class on {agree:.3f} of the clips: more than near-ties"
 
 
