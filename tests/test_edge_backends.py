@@ -5,11 +5,9 @@ close the numpy front end is to the exported one (the README's figures)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -19,7 +17,7 @@ import pytest
 from asc_tf.edge import Classifier
 from asc_tf.export.interpreter import BACKEND
 from asc_tf.export.runtime import TFLiteModel
-from asc_tf.io import build_once
+from asc_tf.export.venv import VenvError, cached_venv
 from int8_tolerances import INPUT_LOGIT_STEPS, KERNEL_LOGIT_STEPS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,23 +26,15 @@ PYTHON_ENV = "ASC_TF_TFLITE_RUNTIME_PYTHON"  # a python that has requirements-ed
 
 
 def _venv_python() -> Path:
-    """A venv with requirements-edge-armv7.txt, made once per requirements version under ~/.cache (build_once:
-    made whole in a staging folder under a lock, so concurrent or killed test runs never share a half-made venv)."""
+    """A venv with requirements-edge-armv7.txt, made once per requirements version under ~/.cache/asc_tf by the
+    same cached_venv as the export's tool venvs (whole, under a lock: concurrent or killed runs never share a
+    half-made one)."""
     if os.environ.get(PYTHON_ENV):
         return Path(os.environ[PYTHON_ENV])
-    digest = hashlib.sha256(ARMV7_REQUIREMENTS.read_bytes()).hexdigest()[:12]
-    home = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "asc-tf" / f"venv-tflite-runtime-{digest}"
-
-    def make(staging: Path) -> None:
-        subprocess.run([sys.executable, "-m", "venv", str(staging)], check=True, capture_output=True)
-        done = subprocess.run([str(staging / "bin" / "python"), "-m", "pip", "install", "-q",
-                               "--disable-pip-version-check", "-r", str(ARMV7_REQUIREMENTS)],
-                              capture_output=True, text=True, timeout=1200)
-        if done.returncode != 0:
-            reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            pytest.skip(f"tflite-runtime venv could not be installed from {ARMV7_REQUIREMENTS.name}: {reason}")
-
-    return build_once(home, make) / "bin" / "python"
+    try:
+        return cached_venv(ARMV7_REQUIREMENTS, "tflite-runtime", timeout=1200)
+    except VenvError as error:
+        pytest.skip(f"tflite-runtime venv could not be installed: {error}")
 
 
 @pytest.fixture(scope="module")
