@@ -13,6 +13,7 @@ import pytest
 import tensorflow as tf
 
 from asc_tf.model import build_network, upstream_names
+from asc_tf.model.layers import TorchBatchNorm
 from asc_tf.torch_import import (_keras_to_torch, _layer_tensors, _torch_to_keras, load_upstream_weights,
                                  network_state_dict)
 from asc_tf.training import TorchAdamW
@@ -51,6 +52,16 @@ def float32_step(golden):
     load_upstream_weights(network, golden)
     logits, loss, _ = train_forward(network, golden, "float32")
     return network, logits.numpy(), float(loss)
+
+
+def test_float32_training_runs_the_fused_kernel(float32_step):
+    """The golden float32 step below goes through FusedBatchNormV3 (so it checks the fused path against upstream)."""
+    network, _, _ = float32_step
+    bns = [layer for layer in network.layers if isinstance(layer, TorchBatchNorm)]
+    assert bns and all(bn.fused for bn in bns)
+    graph = tf.function(lambda x: network(x, training=True)).get_concrete_function(
+        tf.TensorSpec([2, 256, 65, 1], tf.float32)).graph
+    assert sum(op.type == "FusedBatchNormV3" for op in graph.get_operations()) == len(bns)
 
 
 def test_loss_and_train_logits(float32_step, golden):
@@ -118,3 +129,70 @@ def test_torch_adamw_formula_over_steps():
     for g in grads:
         keras_opt.apply_gradients([(tf.constant(g), kvar)])
     assert np.abs(kvar.numpy() - p).max() > 1e-4
+
+
+def batchnorm_step(fused: bool, x: np.ndarray, upstream_grad: np.ndarray) -> dict[str, np.ndarray]:
+    """One training-mode call of a TorchBatchNorm (gamma, beta not 1 and 0) and its backward pass."""
+    rng = np.random.default_rng(1)
+    bn = TorchBatchNorm(momentum=0.9, epsilon=1e-5, fused=fused)
+    bn.build(x.shape)
+    bn.gamma.assign(rng.normal(1.0, 0.2, x.shape[-1]).astype(np.float32))
+    bn.beta.assign(rng.normal(0.0, 0.2, x.shape[-1]).astype(np.float32))
+    inputs = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(inputs)
+        outputs = bn(inputs, training=True)
+        loss = tf.reduce_sum(outputs * upstream_grad)
+    grads = tape.gradient(loss, [inputs, bn.gamma, bn.beta])
+    return {"outputs": outputs.numpy(), "d_inputs": grads[0].numpy(), "d_gamma": grads[1].numpy(),
+            "d_beta": grads[2].numpy(), "moving_mean": bn.moving_mean.numpy(),
+            "moving_variance": bn.moving_variance.numpy(), "gamma": bn.gamma.numpy(), "beta": bn.beta.numpy()}
+
+
+@pytest.fixture(scope="module")
+def batchnorm_steps() -> tuple[dict, dict, np.ndarray]:
+    rng = np.random.default_rng(0)
+    x = rng.normal(2.0, 3.0, (8, 64, 17, 24)).astype(np.float32)  # a mean far from 0, as after a ReLU
+    upstream_grad = rng.normal(size=x.shape).astype(np.float32)
+    return batchnorm_step(True, x, upstream_grad), batchnorm_step(False, x, upstream_grad), x
+
+
+# Both paths compute in float32 and differ only in the order of their sums over the n = 8 * 64 * 17 = 8,704 values
+# of a channel: rounding errors of such sums stay near sqrt(n) * 2^-24 = 5.6e-6 relative; 2e-5 leaves room.
+FUSED_TOL = 2e-5
+
+
+def test_fused_batchnorm_step_equals_the_elementwise_one(batchnorm_steps):
+    """Forward, gradients (input, gamma, beta) and moving statistics of one training step: fused == elementwise."""
+    fused, elementwise, _ = batchnorm_steps
+    for key in ("outputs", "d_inputs", "d_gamma", "d_beta", "moving_mean", "moving_variance"):
+        assert rel(fused[key], elementwise[key]) < FUSED_TOL, key
+
+
+def test_fused_batchnorm_has_torch_semantics(batchnorm_steps):
+    """FusedBatchNormV3 normalises with the biased batch variance and returns the unbiased one (Bessel-corrected),
+    which the moving variance takes: torch's BatchNorm2d pair (checked in float64 numpy)."""
+    fused, _, x = batchnorm_steps
+    values = x.astype(np.float64).reshape(-1, x.shape[-1])
+    n = values.shape[0]
+    mean, biased = values.mean(0), values.var(0)
+    expected = (x - mean) / np.sqrt(biased + 1e-5) * fused["gamma"] + fused["beta"]
+    assert rel(fused["outputs"], expected) < FUSED_TOL
+    assert rel(fused["moving_mean"], 0.1 * mean) < FUSED_TOL
+    assert rel(fused["moving_variance"], 0.9 + 0.1 * biased * n / (n - 1)) < FUSED_TOL
+    assert rel(fused["moving_variance"], 0.9 + 0.1 * biased) > 1e-5  # the uncorrected one is visibly farther
+
+
+def test_fused_batchnorm_falls_back_where_the_kernel_cannot_run():
+    """float64 (the golden gradient test) and cross-replica statistics keep the elementwise ops."""
+    bn = TorchBatchNorm(dtype="float64")
+    graph = tf.function(lambda x: bn(x, training=True)).get_concrete_function(
+        tf.TensorSpec([2, 4, 4, 3], tf.float64)).graph
+    assert not any(op.type == "FusedBatchNormV3" for op in graph.get_operations())
+
+
+def test_batchnorm_saved_before_the_fused_option_loads_fused():
+    """A config written before `fused` existed (saved models and checkpoints of earlier runs) loads, fused."""
+    config = TorchBatchNorm(momentum=0.9, epsilon=1e-5).get_config()
+    assert config.pop("fused") is True
+    assert TorchBatchNorm.from_config(config).fused
