@@ -138,6 +138,9 @@ class Config:
     synthetic_difficulty: str = _opt("tau", "profile of the synthetic dataset the demo and the experiments make "
                                      "(tau: as hard as TAU 2022 Mobile; easy: learnt in seconds)",
                                      choices=("tau", "easy"))
+    jit_compile: bool = _opt(False, "XLA for the training step (TensorFlow's auto-clustering; ops without an XLA "
+                             "kernel, such as Freq-MixStyle's Beta draw, stay outside it). Off by default: 14x "
+                             "slower per step on a 2-core CPU (bench/train_step.py); not measured on a GPU")
     qat_epochs: int = _opt(0, "after float training, quantization-aware fine-tuning epochs (tfmot on a tf_keras "
                            "twin; 0 = none); export_tflite.py --int8 then exports the QAT network")
 

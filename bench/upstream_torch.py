@@ -9,7 +9,6 @@ Optional: needs torch and torchaudio (`pip install torch==2.9.1 'torchaudio==2.9
 from __future__ import annotations
 
 import torch
-import torchaudio
 from torch import nn
 
 
@@ -88,6 +87,8 @@ class Upstream(nn.Module):
     """`PLModule` in evaluation: `mel_forward` (no masking) then the network; logits `[B, 10]`."""
 
     def __init__(self) -> None:
+        import torchaudio  # only here: the network alone needs no torchaudio (bench/upstream_train_step.py)
+
         super().__init__()
         self.mel = nn.Sequential(
             torchaudio.transforms.Resample(orig_freq=44100, new_freq=32000),

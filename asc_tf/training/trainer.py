@@ -33,6 +33,7 @@ from asc_tf.training.progress import EpochProgress, epoch_label
 from asc_tf.training.runs import Run, create_run, discard_unstarted, load_checkpoint, open_run, save_atomic
 from asc_tf.training.schedule import WarmupCosine, total_steps
 from asc_tf.training.seeding import reseed_layers
+from asc_tf.training.xla import no_strict_xla, use_xla
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ def compile_model(model: keras.Model, config: Config, steps: int) -> None:
                            epsilon=1e-8)
     model.compile(optimizer=wrap_optimizer(optimizer, config.precision),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="acc")])
+                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="acc")], jit_compile=False)  # see xla.py
     # Its moments made now (zeros, as Keras would at the first step): built inside the first traced step they make
     # tf.function trace the whole step twice (14.5 -> 6.7 s of the demo's first step on this Xeon).
     model.optimizer.build(model.trainable_variables)
@@ -202,6 +203,7 @@ def train(config: Config, *, verbose: int | str = 0, progress: bool = True,
     if config.seed is not None:
         keras.utils.set_random_seed(config.seed)
         tf.config.experimental.enable_op_determinism()
+    use_xla(config.jit_compile)
     strategy = make_strategy(config.strategy)
     shards_dir = convert_dataset(config, progress=progress and is_terminal())  # else one line at the end
     split = f"split{config.subset}"
@@ -209,7 +211,7 @@ def train(config: Config, *, verbose: int | str = 0, progress: bool = True,
     steps_per_epoch = -(-clips // config.batch_size)
     if run is not None:
         with strategy.scope():
-            model = load_checkpoint(run.last_checkpoint)
+            model = no_strict_xla(load_checkpoint(run.last_checkpoint))
         start_epoch = _completed_epochs(model, run, steps_per_epoch)
         log.info("resuming run %s after epoch %d of %d (step %d)", run.run_id, start_epoch, config.n_epochs,
                  start_epoch * steps_per_epoch)
