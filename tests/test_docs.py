@@ -110,7 +110,7 @@ def test_runnable_block_exits_0(where, body, checkout, request):
             (checkout / "exports").mkdir()
             (checkout / "exports" / f"{env['RUN_ID']}_int8").symlink_to(request.getfixturevalue("int8_export").path)
     env["ASC_TF_DATASET_DIR"] = str(request.getfixturevalue("dataset_dir"))
-    script = re.sub(r"\bRUN_ID\b", "${RUN_ID}", body)
+    script = re.sub(r"(?<![A-Za-z0-9_])RUN_ID(?![A-Z0-9])", "${RUN_ID}", body)  # also RUN_ID_int8
     done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=checkout, env=env, capture_output=True,
                           text=True, timeout=BLOCK_TIMEOUT)
     assert done.returncode == 0, f"{where} exited {done.returncode}:\n{body}\n--- stdout\n{done.stdout[-3000:]}" \
