@@ -76,7 +76,7 @@ def commands() -> list[str]:
     """Every project command the pages name (`python -m asc_tf...`, `python <script>.py`), once each."""
     found: dict[str, None] = {}
     for page in PAGES:
-        for module, script in re.findall(r"(?:^|[\s`(/])python (?:-m (asc_tf[\w.]*)|([\w/]+\.py))",
+        for module, script in re.findall(r"(?:^|[\s`(/])python (?:-m (asc_tf(?:\.\w+)*)|([\w/]+\.py))(?=[\s`)]|$)",
                                          page.read_text(encoding="utf-8"), flags=re.M):
             found[f"-m {module}" if module else script] = None
     return list(found)
@@ -125,6 +125,12 @@ def test_every_command_named_answers_help(command):
         assert (REPO / command).is_file(), f"the docs name {command}, which is not in the repository"
     done = subprocess.run([sys.executable, *argv, "--help"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "usage:" in done.stdout, f"python {command} --help:\n{done.stdout}{done.stderr}"
+
+
+def test_readme_is_a_landing_page():
+    """The README stays short (what it is, the two commands, the main commands, headline figures, links)."""
+    lines = (REPO / "README.md").read_text(encoding="utf-8").splitlines()
+    assert len(lines) <= 250, f"README.md has {len(lines)} lines: move the details into docs/"
 
 
 def test_commands_found():
