@@ -1,7 +1,7 @@
 """The edge runtime on tflite_runtime (the 32-bit Arm fallback), in a separate venv made from
 requirements-edge-armv7.txt (tflite-runtime 2.14 needs numpy 1.x; this process has numpy 2 and LiteRT):
 the same probabilities as under LiteRT, identical int8 outputs with the same (reference) kernels. Also how
-close the numpy front end is to the exported one (the README's figures)."""
+close the numpy front end is to the exported one (docs/edge.md's figures)."""
 
 from __future__ import annotations
 

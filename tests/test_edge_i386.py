@@ -117,7 +117,7 @@ def test_32bit_numpy_gives_the_same_int8_network_input(i386_root, evaluation_cli
 
     mel32, mel64 = out32["log_mels"], out64["log_mels"]
     assert mel32.dtype == mel64.dtype == np.float32 and mel32.shape == mel64.shape == (N_CLIPS, 256, 65)
-    # the float log-mels: float32 arithmetic in other FFT/BLAS builds; the README's bounds between two FFTs
+    # the float log-mels: float32 arithmetic in other FFT/BLAS builds; docs/edge.md's bounds between two FFTs
     loud = mel64 >= -4.0
     difference = np.abs(mel32.astype(np.float64) - mel64)
     assert difference[loud].max() <= 1e-4 and difference.max() <= 1e-3, (difference[loud].max(), difference.max())

@@ -114,3 +114,31 @@ def test_demo_refuses_a_demo_dataset_of_another_profile(tmp_path, monkeypatch):
     assert demo_config(Config(synthetic_difficulty="easy")).dataset_dir == str(Path("data/synthetic") / dev.name)
     (dev.parent / synthetic.DESCRIPTION_NAME).write_text('{"seed": 0, "size": "medium", "difficulty": "tau"}')
     assert demo_config(Config(synthetic_difficulty="tau")).seed == 0
+
+
+def _summary(runs: list[int]):
+    import pandas as pd
+
+    splits = ["5%", "10%", "25%", "50%", "100%"][:len(runs)]
+    data = {"runs": runs}
+    for i, title in enumerate(("macro", "device A", "seen", "unseen")):
+        data[f"{title} mean"] = [10.0 + 10 * i + k for k in range(len(runs))]
+        data[f"{title} std"] = [float("nan") if n == 1 else 1.5 for n in runs]
+    return pd.DataFrame(data, index=splits)
+
+
+@pytest.mark.parametrize("runs, title, bars", [
+    ([1, 1, 1, 1, 1], "Data efficiency (one seed: no spread)", False),
+    ([3, 3, 3, 3, 3], "Data efficiency (mean ± std over 3 seeds)", True),
+    ([2, 3, 3, 3, 3], "Data efficiency (mean ± std over 2-3 seeds)", True),
+])
+def test_data_efficiency_picture_says_how_many_seeds(runs, title, bars):
+    """One seed per split: the title says there is no spread (not "over 1+ seeds") and no zero-height error bars
+    are drawn; the x axis has one tick per split, no unlabelled minor ticks."""
+    figure = experiments.data_efficiency_figure(_summary(runs))
+    ax = figure.axes[0]
+    assert ax.get_title() == title
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["5%", "10%", "25%", "50%", "100%"]
+    assert list(ax.xaxis.get_minorticklocs()) == []
+    error_bars = [container for container in ax.containers if container.has_yerr]
+    assert len(error_bars) == (3 if bars else 0)  # macro, device A, unseen

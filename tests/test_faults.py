@@ -1,5 +1,5 @@
 """Fault injection: every bad input or damaged file gives one line naming it and what to do, exit code 2 for
-bad input and 1 for anything else, no traceback, and nothing half-written left behind (README, "Faults")."""
+bad input and 1 for anything else, no traceback, and nothing half-written left behind (docs/faults.md)."""
 
 from __future__ import annotations
 

@@ -30,7 +30,7 @@ from asc_tf.io import build_once  # noqa: E402
 
 SUITE = "bookworm"
 BASE_PACKAGES = ("python3", "python3-numpy", "python3-scipy")
-# armhf: what the README's 32-bit install uses from Debian (a --system-site-packages venv; pip reaches PyPI);
+# armhf: what docs/edge.md's 32-bit install uses from Debian (a --system-site-packages venv; pip reaches PyPI);
 # python3-ply named because debootstrap does not resolve python3-pycparser's virtual python3-ply-lex-3.10
 PACKAGES = {"i386": BASE_PACKAGES,
             "armhf": (*BASE_PACKAGES, "python3-cffi", "python3-ply", "python3-venv", "python3-pip", "libsndfile1",

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Before a release: the README's Raspberry Pi OS install and the edge commands, run in an emulated Debian bookworm root,
+# Before a release: docs/edge.md's Raspberry Pi OS install and the edge commands, run in an emulated Debian bookworm root,
 # and the decisions compared with this machine's. Maintainers run it; CI does not (minutes, emulated).
 #   ARCH=armhf: 32-bit Raspberry Pi OS (default): Debian's numpy/scipy/cffi in a --system-site-packages venv, `.[edge]`;
 #               QEMU_CPU=cortex-a15, qemu-arm's ARMv7-A core with NEON/VFPv4 (it has no Cortex-A72/A53 model)
@@ -42,10 +42,10 @@ if [ -n "${PIP_CERT:-}" ] && [ -f "$PIP_CERT" ]; then  # behind a TLS-inspecting
   cp "$PIP_CERT" "$root$work/ca.crt" && extra=(PIP_CERT="$work/ca.crt")
 fi
 pip=("$work/venv/bin/python" -m pip install -q --disable-pip-version-check)
-if [ "$ARCH" = armhf ]; then  # the README's 32-bit install: Debian's numpy/scipy/cffi (no armv7l wheels on PyPI)
+if [ "$ARCH" = armhf ]; then  # docs/edge.md's 32-bit install: Debian's numpy/scipy/cffi (no armv7l wheels on PyPI)
   in_root python3 -m venv --system-site-packages "$work/venv"
   in_root "${pip[@]}" "$work/src[edge]"
-else  # the README's 64-bit install: the pinned wheels
+else  # docs/edge.md's 64-bit install: the pinned wheels
   in_root python3 -m venv "$work/venv"
   in_root "${pip[@]}" -r "$work/src/requirements-edge.txt" -c "$work/src/constraints-edge.txt"
   in_root "${pip[@]}" --no-deps "$work/src"

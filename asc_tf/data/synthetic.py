@@ -515,7 +515,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     try:
         paths = generate(args.out, args.seed, TauCounts.scaled(args.clips) if args.clips else args.size,
                          args.difficulty)
-    except FileExistsError as error:  # bad input: one line, exit code 2 (README, Faults)
+    except FileExistsError as error:  # bad input: one line, exit code 2 (docs/faults.md)
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
     print(f"development set: {paths['development']}\nevaluation set:  {paths['evaluation']}")

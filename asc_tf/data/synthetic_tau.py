@@ -7,7 +7,7 @@ shopping_mall / metro_station) differ on a few sources by a few dB (times SCENE_
 location and recording moves each source's level and the room's EQ a little. Devices tilt the spectrum by 10 dB
 and more, cut notches, limit the band, compress and add noise; the unseen devices s4-s6 come from a wider family
 than the seen ones. Scenes, cities and devices are fixed (WORLD_SEED); locations and recordings follow the
-dataset seed. The constants below were tuned with the demo recipe on split 100 (README, "Synthetic dataset").
+dataset seed. The constants below were tuned with the demo recipe on split 100 (docs/data.md, "Synthetic dataset").
 """
 
 from __future__ import annotations

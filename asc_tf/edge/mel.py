@@ -13,7 +13,8 @@ from typing import Optional
 
 import numpy as np
 
-# Price of one more block of bands, in MACs per frame (`MelBands.blocks`). Measured on this project's CPU (README):
+# Price of one more block of bands, in MACs per frame (`MelBands.blocks`). Measured on this project's CPU
+# (docs/edge.md, "The banded mel"):
 # from 1,000 to 30,000 the time changes little in TensorFlow (batch 256 and 1) and numpy; 1,000 gives the baseline
 # 21 blocks, 22,682 MACs per frame (1.47 M per clip, dense 34.1 M) and 90 kB of block weights in the TFLite front end.
 BLOCK_OVERHEAD_MACS = 1000

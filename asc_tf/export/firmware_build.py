@@ -40,7 +40,7 @@ def default_tflm_dir() -> Optional[Path]:
 def missing_tools(target: str) -> Optional[str]:
     """Why `target` cannot be built and run here (a missing compiler, QEMU or TFLite Micro tree), else None."""
     if default_tflm_dir() is None:
-        return "no TFLite Micro tree: set TFLM_DIR (see README, Firmware)"
+        return "no TFLite Micro tree: set TFLM_DIR (see docs/firmware.md)"
     need = ["make", "g++"] if target == "host" else ["make", "arm-none-eabi-g++", "qemu-system-arm"]
     absent = [tool for tool in need if shutil.which(tool) is None]
     if absent:

@@ -24,6 +24,10 @@ try:
 except ImportError:  # optional dependency
     _tflm_runtime = None
 
+# The one install command for the optional package, the build the project was tested with (requirements.txt
+# and docs/export.md give the same line; tests/test_docs.py checks that they agree).
+INSTALL_COMMAND = "pip install tflite-micro==0.dev20261023182759"
+
 ARENA_ALIGNMENT = 16
 
 
@@ -32,8 +36,7 @@ def available() -> bool:
 
 
 def unavailable_reason() -> str:
-    return ("tflite-micro is not installed (only dev builds exist: pip install --pre tflite-micro; "
-            "see requirements.txt)")
+    return f"tflite-micro is not installed (only dev builds exist; the tested one: {INSTALL_COMMAND})"
 
 
 def version() -> Optional[str]:

@@ -18,6 +18,7 @@ from typing import Callable, Mapping, Optional, Sequence
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullLocator
 
 from asc_tf.config import Config
 from asc_tf.data.meta import DEVICE_GROUPS, DEVICES
@@ -178,24 +179,42 @@ def mixstyle_report(runs: Sequence[Run]) -> Report:
     return Report(text, summary)
 
 
-def plot_data_efficiency(summary: pd.DataFrame, path: str | Path) -> Path:
-    """Accuracy against the split size (log axis), mean ± std over seeds: macro, device A, unseen devices."""
+def seeds_wording(counts: Sequence[int]) -> str:
+    """How many seeds stand behind each point, in words: one seed has no spread to show, so it says so."""
+    low, high = int(min(counts)), int(max(counts))
+    if high == 1:
+        return "one seed: no spread"
+    if low == high:
+        return f"mean ± std over {low} seeds"
+    return f"mean ± std over {low}-{high} seeds"
+
+
+def data_efficiency_figure(summary: pd.DataFrame) -> Figure:
+    """Accuracy against the split size (log axis), mean ± std over seeds: macro, device A, unseen devices; with
+    one seed per split the points stand alone (no zero-height error bars)."""
     fig = Figure(figsize=(7, 4.5), layout="constrained")
     ax = fig.add_subplot()
     x = [int(s[:-1]) for s in summary.index]
+    spread = bool(summary["runs"].max() > 1)
     for title, colour in (("macro", "black"), ("device A", GROUP_COLOURS["real"]), ("unseen", GROUP_COLOURS["unseen"])):
-        ax.errorbar(x, summary[f"{title} mean"], yerr=summary[f"{title} std"].fillna(0), marker="o", capsize=3,
-                    color=colour, label=title)
+        ax.errorbar(x, summary[f"{title} mean"], yerr=summary[f"{title} std"].fillna(0) if spread else None,
+                    marker="o", capsize=3 if spread else 0, color=colour, label=title)
     ax.set_xscale("log")
     ax.set_xticks(x, labels=[f"{v}%" for v in x])
+    ax.xaxis.set_minor_locator(NullLocator())  # only the splits' ticks, no unlabelled log-axis minor ticks
     ax.axhline(10, color="grey", linestyle=":", linewidth=0.8, label="chance")
     ax.set_xlabel("training split")
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    ax.set_title(f"Data efficiency (mean ± std over {int(summary['runs'].min())}+ seeds)")
-    return _save(fig, path)
+    ax.set_title(f"Data efficiency ({seeds_wording(summary['runs'])})")
+    return fig
+
+
+def plot_data_efficiency(summary: pd.DataFrame, path: str | Path) -> Path:
+    """`data_efficiency_figure` saved as a picture at `path`."""
+    return _save(data_efficiency_figure(summary), path)
 
 
 def plot_mixstyle(runs: Sequence[Run], path: str | Path) -> Path:
@@ -209,7 +228,7 @@ def plot_mixstyle(runs: Sequence[Run], path: str | Path) -> Path:
     width = 0.8 / max(1, len(mean))
     for i, arm in enumerate(mean.index):
         ax.bar(x + (i - (len(mean) - 1) / 2) * width, mean.loc[arm], width, yerr=std.loc[arm].fillna(0), capsize=2,
-               label=f"{arm} ({size[arm]} seeds)", alpha=0.85)
+               label=f"{arm} ({size[arm]} seed{'s' if size[arm] != 1 else ''})", alpha=0.85)
     for i, d in enumerate(DEVICES):
         ax.axvspan(i - 0.5, i + 0.5, color=GROUP_COLOURS[DEVICE_GROUPS[d]], alpha=0.06, linewidth=0)
     ax.set_xticks(x, labels=[d.upper() for d in DEVICES])

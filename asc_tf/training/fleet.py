@@ -210,7 +210,7 @@ def check_reachable(address: str, timeout_s: float = 5.0) -> None:
         socket.create_connection((host, int(port)), timeout=timeout_s).close()
     except (OSError, ValueError) as error:
         raise FleetError(f"no Ray cluster answers at {address} ({error}): start one with `ray start --head` "
-                         f"(see README), check the address, or run without --address") from None
+                         f"(see docs/protocol.md), check the address, or run without --address") from None
 
 
 def run_on_ray(specs: list[RunSpec], options: RayOptions) -> list[Path]:
@@ -228,7 +228,7 @@ def run_on_ray(specs: list[RunSpec], options: RayOptions) -> list[Path]:
                  configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError) as error:
         raise FleetError(f"cannot connect to the Ray cluster at {options.address} ({error}): start it with "
-                         f"`ray start --head` (see README) or run without --address") from None
+                         f"`ray start --head` (see docs/protocol.md) or run without --address") from None
     try:
         cpus, gpus = _resources(ray, options)
         log.info("Ray cluster %s: %s; each run takes %g CPU(s) and %g GPU(s)", options.address,

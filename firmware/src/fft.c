@@ -2,7 +2,7 @@
  *
  * Written here (not kissfft's generic mixed-radix recursion) because the front end computes one 4,096-point FFT
  * every 500 samples: a fixed radix-2/4 Stockham pass over the export's twiddles, with the power fused into the
- * real-FFT split, takes 1.5x fewer instructions per frame on a Cortex-M4 (README, Firmware). Same tables and same
+ * real-FFT split, takes 1.5x fewer instructions per frame on a Cortex-M4 (docs/firmware.md). Same tables and same
  * split as kissfft's kiss_fftr; an ASC_N_FFT that is not a power of two falls back to kissfft. */
 #include "fft.h"
 
