@@ -14,7 +14,10 @@ CPU_FLAG = "--tf_xla_cpu_global_jit"  # auto-clustering on the CPU; TensorFlow r
 
 
 def use_xla(enabled: bool) -> None:
-    """Auto-clustering on or off for every function traced from now on (process-wide, as TensorFlow's setting is)."""
+    """Auto-clustering on or off for every function traced from now on (process-wide, as TensorFlow's setting is).
+    Only a change is applied: any change makes TensorFlow trace every function again at its next call."""
+    if enabled == bool(tf.config.optimizer.get_jit()):
+        return
     if enabled:
         flags = os.environ.get("TF_XLA_FLAGS", "")
         if CPU_FLAG not in flags.split():
