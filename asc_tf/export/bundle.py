@@ -1,7 +1,8 @@
 """The export bundle: convert a model, audit the network against the challenge limits, measure what
 ships (LiteRT accuracy, TFLite Micro), and write the files with a `manifest.json`; `load_bundle` reads it back.
 
-    network_int8.tflite | network_fp16.tflite   log-mel [1, n_mels, frames, 1] -> logits [1, n_classes]
+    network_int8.tflite | network_fp16.tflite   log-mel [1, n_mels, frames, 1] -> logits [1, n_classes] (int8: with
+                                                TFLite Micro's offline memory plan in its metadata)
     frontend_float32.tflite                     waveform [1, samples] -> log-mel
     end_to_end_float32.tflite                   waveform [1, samples] -> class probabilities (TFLite metadata)
     end_to_end_fp16.tflite                      the same with float16 weights (TFLite metadata)
@@ -33,7 +34,8 @@ from asc_tf.export import tflite, tflm
 from asc_tf.export.accuracy import AccuracyReport, evaluate_exported
 from asc_tf.export.audit import Audit, audit_tflite, format_audit
 from asc_tf.export.errors import ExportError, OverLimitError
-from asc_tf.export.firmware import write_firmware
+from asc_tf.export.firmware import export_arena, write_firmware
+from asc_tf.export.memory_plan import MemoryPlanError, with_offline_plan
 from asc_tf.export.manifest import FORMAT, MANIFEST, ManifestError, check_models, read_manifest
 from asc_tf.export.metadata import DEFAULT_AUTHOR, DEFAULT_LICENCE, WRITER, MetadataError, ModelCard, add_metadata
 from asc_tf.export.runtime import ExportedClassifier, TFLiteModel, tensor_io
@@ -118,6 +120,17 @@ def _tflm_section(network: bytes, examples: list[np.ndarray], litert: TFLiteMode
     return section
 
 
+def _with_memory_plan(network: bytes) -> tuple[bytes, dict[str, Any]]:
+    """The int8 network with TFLite Micro's offline memory plan in its metadata (unchanged if it cannot be planned)."""
+    try:
+        planned, plan = with_offline_plan(network)
+    except MemoryPlanError as error:
+        log.warning("offline memory plan skipped: %s", error)
+        return network, {"skipped": str(error)}
+    log.info("offline memory plan: %d bytes (largest live set %d)", plan.planned_bytes, plan.largest_live_set)
+    return planned, plan.to_dict()
+
+
 def _out_dir(source: Source, options: ExportOptions) -> Path:
     qat = options.precision == "int8" and source.qat_network is not None  # beside a PTQ bundle, not over it
     out = Path(options.out) if options.out else (
@@ -156,6 +169,9 @@ def export_bundle(source: Source, options: ExportOptions) -> ExportResult:
         tflm_examples = representative[:options.tflm_clips]
     else:
         network_bytes = tflite.convert_network_fp16(network)
+    plan_section: dict[str, Any] = {"skipped": "fp16 network (the offline plan is for TFLite Micro's int8 network)"}
+    if options.precision == "int8":
+        network_bytes, plan_section = _with_memory_plan(network_bytes)
     network_name = f"network_{options.precision}.tflite"
     audit = audit_tflite(network_bytes, network_name)
     log.info("audit: %s", audit.verdict())
@@ -182,7 +198,10 @@ def export_bundle(source: Source, options: ExportOptions) -> ExportResult:
     manifest = _manifest(source, options, files, audit, accuracy, tflm_section, classifier, len(representative))
     manifest["quantization"] = quantization
     manifest["metadata"] = metadata_section
-    _write(out, options, files, audit, manifest, config, net_in, net_out, tflm_section.get("arena_bytes"))
+    arena = export_arena(tflm_section.get("arena_bytes"), plan_section.get("planned_bytes"))
+    manifest["memory_plan"] = {**plan_section, "firmware_arena": {"bytes": arena[0], "how": arena[1]}} \
+        if options.precision == "int8" else plan_section
+    _write(out, options, files, audit, manifest, config, net_in, net_out, arena)
     # the known clip's output as the edge runtime computes it from the written bundle, for `--selftest` on a device
     from asc_tf.edge.classifier import Classifier
     from asc_tf.edge.selftest import record
@@ -283,7 +302,7 @@ def _manifest(source: Source, options: ExportOptions, files: dict[str, bytes], a
 
 
 def _write(out: Path, options: ExportOptions, files: dict[str, bytes], audit: Audit, manifest: dict[str, Any],
-           config: Config, net_in: dict, net_out: dict, arena: Optional[int]) -> None:
+           config: Config, net_in: dict, net_out: dict, arena: tuple[int, str]) -> None:
     """Write everything into a staging folder beside `out`, then swap it in: no half-written bundle is left."""
     stage = staging_dir(out)  # also removes the staging folders of killed exports
     try:
