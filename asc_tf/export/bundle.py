@@ -9,6 +9,7 @@ ships (LiteRT accuracy, TFLite Micro), and write the files with a `manifest.json
     end_to_end_int8.tflite (int8)               the same with the network in int8 (TFLite metadata)
     complexity.md, complexity.json              the audit of the network file
     firmware/ (int8)                            C arrays of the network, window and mel matrix; README.md
+    npu/ (int8, --vela)                         the network compiled by Vela for Ethos-U55-128 and Ethos-U65-256
     manifest.json
 """
 
@@ -63,6 +64,7 @@ class ExportOptions:
     tflm_clips: int = 4
     skip_accuracy: bool = False
     firmware_figures: bool = False  # int8: build the firmware for Cortex-M4 and measure it under QEMU (minutes)
+    vela: bool = False  # int8: compile the network with Vela for Ethos-U55-128 / U65-256 (npu/, its estimates)
     metadata: bool = True  # TFLite Model Metadata on the end-to-end models (asc_tf.export.metadata)
     author: str = DEFAULT_AUTHOR  # the metadata's author and licence fields (--model_author, --model_licence)
     licence: str = DEFAULT_LICENCE
@@ -131,6 +133,21 @@ def _with_memory_plan(network: bytes) -> tuple[bytes, dict[str, Any]]:
     return planned, plan.to_dict()
 
 
+def _npu(network: bytes, options: ExportOptions) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """Vela's compiled models and estimates when asked for (`--vela`), else why not."""
+    if options.precision != "int8":
+        return {"skipped": "fp16 network (the Ethos-U NPUs run int8)"}, {}
+    if not options.vela:
+        return {"skipped": "not asked: export_tflite.py --vela"}, {}
+    from asc_tf.export.vela import VelaError, npu_section
+
+    try:
+        return npu_section(network)
+    except VelaError as error:
+        log.warning("Vela skipped: %s", error)
+        return {"skipped": str(error)}, {}
+
+
 def _out_dir(source: Source, options: ExportOptions) -> Path:
     qat = options.precision == "int8" and source.qat_network is not None  # beside a PTQ bundle, not over it
     out = Path(options.out) if options.out else (
@@ -185,6 +202,7 @@ def export_bundle(source: Source, options: ExportOptions) -> ExportResult:
             model, samples, representative_waveforms(shards, config, options.representative_size))
     standalone, metadata_section = _with_metadata(standalone, source, options)
     files = {network_name: network_bytes, "frontend_float32.tflite": frontend_bytes, **standalone}
+    npu_section, npu_files = _npu(network_bytes, options)
     classifier = ExportedClassifier(frontend_bytes, network_bytes)
     accuracy: dict[str, Any] = {"skipped": "--skip_accuracy"}
     report = None
@@ -197,6 +215,10 @@ def export_bundle(source: Source, options: ExportOptions) -> ExportResult:
     net_in, net_out = tensor_io(classifier.network.input), tensor_io(classifier.network.output)
     manifest = _manifest(source, options, files, audit, accuracy, tflm_section, classifier, len(representative))
     manifest["quantization"] = quantization
+    manifest["npu"] = npu_section
+    if npu_files:
+        files.update(npu_files)
+        manifest["files"]["npu"] = [_file_entry(name, data) for name, data in npu_files.items()]
     manifest["metadata"] = metadata_section
     arena = export_arena(tflm_section.get("arena_bytes"), plan_section.get("planned_bytes"))
     manifest["memory_plan"] = {**plan_section, "firmware_arena": {"bytes": arena[0], "how": arena[1]}} \
