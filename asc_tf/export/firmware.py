@@ -293,9 +293,11 @@ All constants are in `asc_frontend.h`; `asc_tf.export.firmware.reference_log_mel
 ## Build
 
 This folder also holds the project's firmware (`Makefile`, `src/`, `platform/`; see `BUILD.md`), which computes
-the recipe above streamed, in C, and runs the network under TensorFlow Lite Micro (`TFLM_DIR`, see `config.mk`):
+the recipe above streamed, in C, and runs the network under TensorFlow Lite Micro (`TFLM_DIR`, see `config.mk`;
+the network file carries TFLite Micro's offline memory plan in its `OfflineMemoryAllocation` metadata):
 
     make TARGET=host                # or cortex-m4 | cortex-m7 | cortex-m55 (arm-none-eabi-gcc); KERNELS=reference
+    make TARGET=cortex-m55          # FRONTEND=cmsis_dsp there by default: CMSIS-DSP from CMSIS_DSP_DIR
     make run TARGET=cortex-m4 CLIPS="a.wav b.wav"   # under qemu-system-arm (16-bit PCM mono 32 kHz WAV clips)
 """
 
