@@ -291,13 +291,13 @@ def measure(model_dir: Path, clips: Sequence[Path], network: bytes, target: str 
     scale = result.instructions_per_tick
     unit = "instructions" if scale else "ns"
     scale = scale or 1.0
-    frontend = float(np.mean([c.frontend for c in result.clips])) * scale
+    frontend_instructions = float(np.mean([c.frontend for c in result.clips])) * scale
     network_total = float(np.mean([c.network for c in result.clips])) * scale
     figures = {"target": target, "kernels": kernels, "frontend_code": frontend,
                "machine": QEMU_MACHINES.get(target, "host"),
                "clips": len(result.clips), "unit": unit,
-               "frontend": int(round(frontend)), "network": int(round(network_total)),
-               "frontend_share_of_network": round(frontend / network_total, 4),
+               "frontend": int(round(frontend_instructions)), "network": int(round(network_total)),
+               "frontend_share_of_network": round(frontend_instructions / network_total, 4),
                "frontend_stages": {name: int(round(ticks * scale))
                                    for name, ticks in result.extra.get("frontend_stages", {}).items()},
                "arena": result.memory, "smallest_arena": arena,
@@ -305,8 +305,8 @@ def measure(model_dir: Path, clips: Sequence[Path], network: bytes, target: str 
     if target != "host":
         figures["memory"] = memory_from_map(image.with_suffix(".map"))
         figures["instructions_per_tick"] = round(result.instructions_per_tick or 0.0, 4)
-        figures["estimate_ms_per_clip"] = {f"{mhz}MHz": round((frontend + network_total) / (mhz * 1e3), 2)
-                                           for mhz in CLOCKS_MHZ}
+        total = frontend_instructions + network_total
+        figures["estimate_ms_per_clip"] = {f"{mhz}MHz": round(total / (mhz * 1e3), 2) for mhz in CLOCKS_MHZ}
     return figures
 
 
