@@ -108,7 +108,8 @@ def format_stages(figures: list[dict]) -> str:
              "|---" * (len(names) + 5) + "|"]
     for f in rows:
         stages = f["frontend_stages"]
-        lines.append(f"| {f['target']} | {f['kernels']} | {f.get('frontend_code', 'own')} | " + " | ".join(f"{stages[n]:,}" for n in names) +
+        lines.append(f"| {f['target']} | {f['kernels']} | {f.get('frontend_code', 'own')} | " +
+                     " | ".join(f"{stages[n]:,}" for n in names) +
                      f" | {f['frontend'] - sum(stages.values()):,} | {f['frontend']:,} |")
     return "\n".join(lines)
 
