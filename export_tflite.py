@@ -48,6 +48,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--firmware_figures", action="store_true",
                         help="int8: build firmware/ for Cortex-M4 (CMSIS-NN), run 4 dev-test clips under QEMU and "
                              "record flash, RAM, arena and instructions in the manifest (arm-none-eabi-gcc, qemu)")
+    parser.add_argument("--vela", action="store_true",
+                        help="int8: also compile the network with Arm's Vela for Ethos-U55-128 and Ethos-U65-256 "
+                             "(npu/ in the bundle; Vela's estimated cycles, SRAM and flash in the manifest; Vela "
+                             "runs in a venv made once from requirements-vela.txt, or in $ASC_TF_VELA_PYTHON)")
     parser.add_argument("--no_metadata", dest="metadata", action="store_false",
                         help="no TFLite Model Metadata on the end-to-end models (written by tflite-support in a venv "
                              "made once from requirements-metadata.txt, or in $ASC_TF_METADATA_PYTHON)")
@@ -71,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     options = ExportOptions(precision=args.precision or "int8", out=args.out, overwrite=args.overwrite,
                             keep_over_limit=args.keep_over_limit, representative_size=args.representative_size,
                             tflm_clips=args.tflm_clips, skip_accuracy=args.skip_accuracy,
-                            firmware_figures=args.firmware_figures, metadata=args.metadata,
+                            firmware_figures=args.firmware_figures, vela=args.vela, metadata=args.metadata,
                             author=args.model_author, licence=args.model_licence)
     overrides = {name: getattr(args, name) for name in DATA_FLAGS if hasattr(args, name)}
     use_qat = False if options.precision == "fp16" else args.use_qat  # QAT concerns the int8 network only

@@ -3,7 +3,8 @@ map, the smallest tensor arena that runs, and instructions per clip under QEMU -
 each op; CMSIS-NN against TFLite Micro's reference kernels), with what a 168 / 480 MHz part would need.
 
     python bench/firmware.py --bundle exports/<id>_int8 --audio DIR [--clips 8] [--targets cortex-m4,...]
-                             [--kernels cmsis_nn,reference] [--reference_clips 2] [--compare_host]
+                             [--kernels cmsis_nn,reference] [--frontends default|own,cmsis_dsp]
+                             [--reference_clips 2] [--compare_host]
                              [--json out.json] [--update_manifest]
 
 Clips: the first --clips audio files of --audio (any rate: resampled to 32 kHz as the edge runtime does, stored
@@ -39,16 +40,19 @@ def load_waveforms(audio: Path, clips: int) -> list:
 
 def format_report(figures: list[dict]) -> str:
     """Markdown: memory and instructions per target/kernels, then the per-op table of the first Cortex-M run."""
-    lines = ["| target (QEMU machine) | kernels | flash B | RAM B | arena B (smallest) | stack B | front end | "
-             "network | front end / network | 168 MHz ms | 480 MHz ms |", "|" + "---|" * 11]
+    lines = ["| target (QEMU machine) | kernels | front-end code | flash B | RAM B | arena B (smallest) | stack B | "
+             "front end | network | front end / network | 168 MHz ms | 480 MHz ms |", "|" + "---|" * 12]
     for f in figures:
         mem = f.get("memory", {})
         est = f.get("estimate_ms_per_clip", {})
-        lines.append(f"| {f['target']} ({f['machine']}) | {f['kernels']} | {mem.get('flash', '-'):,} | "
+        lines.append(f"| {f['target']} ({f['machine']}) | {f['kernels']} | {f.get('frontend_code', 'own')} | "
+                     f"{mem.get('flash', '-'):,} | "
                      f"{mem.get('ram', '-'):,} | {f['arena']['arena']:,} | {f['arena'].get('stack_used', 0):,} | "
                      f"{f['frontend']:,} {f['unit']} | {f['network']:,} | {f['frontend_share_of_network']:.1%} | "
                      f"{est.get('168MHz', '-')} | {est.get('480MHz', '-')} |")
-    by_key = {(f["target"], f["kernels"]): f for f in figures}
+    by_key = {}
+    for f in figures:  # one row per (target, kernels): the first front end measured
+        by_key.setdefault((f["target"], f["kernels"]), f)
     for (target, kernels), f in by_key.items():
         if kernels == "reference" and (target, "cmsis_nn") in by_key:
             ratio = f["network"] / by_key[(target, "cmsis_nn")]["network"]
@@ -71,21 +75,25 @@ def format_report(figures: list[dict]) -> str:
 
 
 def compare_with_host(model_dir: Path, clips: list, runs: dict, work: Path) -> dict:
-    """Run the host build (reference kernels) on `clips` and compare every Cortex-M run's int8 logits with it."""
+    """Run the host build (reference kernels, the same front-end code) on `clips` and compare every Cortex-M run's
+    int8 logits with it."""
     from asc_tf.export import firmware_build as fw
 
-    host = fw.run(fw.build(model_dir, "host", build_dir=work), "host", clips)
-    if host.returncode != 0 or len(host.clips) != len(clips):
-        raise fw.FirmwareError(f"the host firmware failed on the clips: {host.errors[:3]}")
-    by_name = {Path(c.path).name: c.logits for c in host.clips}
+    hosts: dict[str, dict] = {}
     out = {}
-    for (target, kernels), run in runs.items():
+    for (target, kernels, frontend), run in runs.items():
         if target == "host":
             continue
+        if frontend not in hosts:
+            host = fw.run(fw.build(model_dir, "host", build_dir=work / frontend, frontend=frontend), "host", clips)
+            if host.returncode != 0 or len(host.clips) != len(clips):
+                raise fw.FirmwareError(f"the host firmware failed on the clips: {host.errors[:3]}")
+            hosts[frontend] = {Path(c.path).name: c.logits for c in host.clips}
+        by_name = hosts[frontend]
         differ = [Path(c.path).name for c in run.clips if not np.array_equal(c.logits, by_name[Path(c.path).name])]
         worst = max((int(np.max(np.abs(c.logits.astype(int) - by_name[Path(c.path).name].astype(int))))
                      for c in run.clips), default=0)
-        out[f"{target} {kernels}"] = {"clips": len(run.clips), "equal": len(run.clips) - len(differ),
+        out[f"{target} {kernels} {frontend}"] = {"clips": len(run.clips), "equal": len(run.clips) - len(differ),
                                       "differ": differ, "max_abs_difference": worst}
     return out
 
@@ -96,10 +104,12 @@ def format_stages(figures: list[dict]) -> str:
     if not rows:
         return ""
     names = list(rows[0]["frontend_stages"])
-    lines = ["| target | kernels | " + " | ".join(names) + " | other | front end |", "|---" * (len(names) + 4) + "|"]
+    lines = ["| target | kernels | front-end code | " + " | ".join(names) + " | other | front end |",
+             "|---" * (len(names) + 5) + "|"]
     for f in rows:
         stages = f["frontend_stages"]
-        lines.append(f"| {f['target']} | {f['kernels']} | " + " | ".join(f"{stages[n]:,}" for n in names) +
+        lines.append(f"| {f['target']} | {f['kernels']} | {f.get('frontend_code', 'own')} | " +
+                     " | ".join(f"{stages[n]:,}" for n in names) +
                      f" | {f['frontend'] - sum(stages.values()):,} | {f['frontend']:,} |")
     return "\n".join(lines)
 
@@ -111,6 +121,8 @@ def main() -> int:
     parser.add_argument("--clips", type=int, default=8)
     parser.add_argument("--targets", default="cortex-m4,cortex-m7,cortex-m55")
     parser.add_argument("--kernels", default="cmsis_nn,reference")
+    parser.add_argument("--frontends", default="default",
+                        help="front-end code to measure: own, cmsis_dsp, or default (the Makefile's choice per target)")
     parser.add_argument("--reference_clips", type=int, default=2,
                         help="clips run with the reference kernels (several times slower under QEMU)")
     parser.add_argument("--compare_host", action="store_true",
@@ -132,16 +144,18 @@ def main() -> int:
             if reason:
                 print(f"skipped {target}: {reason}", file=sys.stderr)
                 continue
+            frontends = [fw.default_frontend(target) if f == "default" else f for f in args.frontends.split(",")]
             for kernels in args.kernels.split(","):
                 if target == "host" and kernels == "cmsis_nn":
                     continue
-                try:
-                    some = clips[:args.reference_clips] if kernels == "reference" else clips
-                    figures.append(fw.measure(args.bundle / "firmware", some, network, target, kernels,
-                                              Path(tmp) / "build", runs=runs))
-                except fw.FirmwareError as error:
-                    print(f"error: {target} {kernels}: {error}", file=sys.stderr)
-                    return 1
+                for frontend in frontends:
+                    try:
+                        some = clips[:args.reference_clips] if kernels == "reference" else clips
+                        figures.append(fw.measure(args.bundle / "firmware", some, network, target, kernels,
+                                                  Path(tmp) / "build", runs=runs, frontend=frontend))
+                    except fw.FirmwareError as error:
+                        print(f"error: {target} {kernels} {frontend}: {error}", file=sys.stderr)
+                        return 1
         if args.compare_host and runs:
             try:
                 versus_host = compare_with_host(args.bundle / "firmware", clips, runs, Path(tmp) / "host")

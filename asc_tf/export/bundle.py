@@ -1,13 +1,15 @@
 """The export bundle: convert a model, audit the network against the challenge limits, measure what
 ships (LiteRT accuracy, TFLite Micro), and write the files with a `manifest.json`; `load_bundle` reads it back.
 
-    network_int8.tflite | network_fp16.tflite   log-mel [1, n_mels, frames, 1] -> logits [1, n_classes]
+    network_int8.tflite | network_fp16.tflite   log-mel [1, n_mels, frames, 1] -> logits [1, n_classes] (int8: with
+                                                TFLite Micro's offline memory plan in its metadata)
     frontend_float32.tflite                     waveform [1, samples] -> log-mel
     end_to_end_float32.tflite                   waveform [1, samples] -> class probabilities (TFLite metadata)
     end_to_end_fp16.tflite                      the same with float16 weights (TFLite metadata)
     end_to_end_int8.tflite (int8)               the same with the network in int8 (TFLite metadata)
     complexity.md, complexity.json              the audit of the network file
     firmware/ (int8)                            C arrays of the network, window and mel matrix; README.md
+    npu/ (int8, --vela)                         the network compiled by Vela for Ethos-U55-128 and Ethos-U65-256
     manifest.json
 """
 
@@ -33,7 +35,8 @@ from asc_tf.export import tflite, tflm
 from asc_tf.export.accuracy import AccuracyReport, evaluate_exported
 from asc_tf.export.audit import Audit, audit_tflite, format_audit
 from asc_tf.export.errors import ExportError, OverLimitError
-from asc_tf.export.firmware import write_firmware
+from asc_tf.export.firmware import export_arena, write_firmware
+from asc_tf.export.memory_plan import MemoryPlanError, with_offline_plan
 from asc_tf.export.manifest import FORMAT, MANIFEST, ManifestError, check_models, read_manifest
 from asc_tf.export.metadata import DEFAULT_AUTHOR, DEFAULT_LICENCE, WRITER, MetadataError, ModelCard, add_metadata
 from asc_tf.export.runtime import ExportedClassifier, TFLiteModel, tensor_io
@@ -61,6 +64,7 @@ class ExportOptions:
     tflm_clips: int = 4
     skip_accuracy: bool = False
     firmware_figures: bool = False  # int8: build the firmware for Cortex-M4 and measure it under QEMU (minutes)
+    vela: bool = False  # int8: compile the network with Vela for Ethos-U55-128 / U65-256 (npu/, its estimates)
     metadata: bool = True  # TFLite Model Metadata on the end-to-end models (asc_tf.export.metadata)
     author: str = DEFAULT_AUTHOR  # the metadata's author and licence fields (--model_author, --model_licence)
     licence: str = DEFAULT_LICENCE
@@ -118,6 +122,32 @@ def _tflm_section(network: bytes, examples: list[np.ndarray], litert: TFLiteMode
     return section
 
 
+def _with_memory_plan(network: bytes) -> tuple[bytes, dict[str, Any]]:
+    """The int8 network with TFLite Micro's offline memory plan in its metadata (unchanged if it cannot be planned)."""
+    try:
+        planned, plan = with_offline_plan(network)
+    except MemoryPlanError as error:
+        log.warning("offline memory plan skipped: %s", error)
+        return network, {"skipped": str(error)}
+    log.info("offline memory plan: %d bytes (largest live set %d)", plan.planned_bytes, plan.largest_live_set)
+    return planned, plan.to_dict()
+
+
+def _npu(network: bytes, options: ExportOptions) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """Vela's compiled models and estimates when asked for (`--vela`), else why not."""
+    if options.precision != "int8":
+        return {"skipped": "fp16 network (the Ethos-U NPUs run int8)"}, {}
+    if not options.vela:
+        return {"skipped": "not asked: export_tflite.py --vela"}, {}
+    from asc_tf.export.vela import VelaError, npu_section
+
+    try:
+        return npu_section(network)
+    except VelaError as error:
+        log.warning("Vela skipped: %s", error)
+        return {"skipped": str(error)}, {}
+
+
 def _out_dir(source: Source, options: ExportOptions) -> Path:
     qat = options.precision == "int8" and source.qat_network is not None  # beside a PTQ bundle, not over it
     out = Path(options.out) if options.out else (
@@ -156,6 +186,9 @@ def export_bundle(source: Source, options: ExportOptions) -> ExportResult:
         tflm_examples = representative[:options.tflm_clips]
     else:
         network_bytes = tflite.convert_network_fp16(network)
+    plan_section: dict[str, Any] = {"skipped": "fp16 network (the offline plan is for TFLite Micro's int8 network)"}
+    if options.precision == "int8":
+        network_bytes, plan_section = _with_memory_plan(network_bytes)
     network_name = f"network_{options.precision}.tflite"
     audit = audit_tflite(network_bytes, network_name)
     log.info("audit: %s", audit.verdict())
@@ -169,6 +202,7 @@ def export_bundle(source: Source, options: ExportOptions) -> ExportResult:
             model, samples, representative_waveforms(shards, config, options.representative_size))
     standalone, metadata_section = _with_metadata(standalone, source, options)
     files = {network_name: network_bytes, "frontend_float32.tflite": frontend_bytes, **standalone}
+    npu_section, npu_files = _npu(network_bytes, options)
     classifier = ExportedClassifier(frontend_bytes, network_bytes)
     accuracy: dict[str, Any] = {"skipped": "--skip_accuracy"}
     report = None
@@ -181,8 +215,15 @@ def export_bundle(source: Source, options: ExportOptions) -> ExportResult:
     net_in, net_out = tensor_io(classifier.network.input), tensor_io(classifier.network.output)
     manifest = _manifest(source, options, files, audit, accuracy, tflm_section, classifier, len(representative))
     manifest["quantization"] = quantization
+    manifest["npu"] = npu_section
+    if npu_files:
+        files.update(npu_files)
+        manifest["files"]["npu"] = [_file_entry(name, data) for name, data in npu_files.items()]
     manifest["metadata"] = metadata_section
-    _write(out, options, files, audit, manifest, config, net_in, net_out, tflm_section.get("arena_bytes"))
+    arena = export_arena(tflm_section.get("arena_bytes"), plan_section.get("planned_bytes"))
+    manifest["memory_plan"] = {**plan_section, "firmware_arena": {"bytes": arena[0], "how": arena[1]}} \
+        if options.precision == "int8" else plan_section
+    _write(out, options, files, audit, manifest, config, net_in, net_out, arena)
     # the known clip's output as the edge runtime computes it from the written bundle, for `--selftest` on a device
     from asc_tf.edge.classifier import Classifier
     from asc_tf.edge.selftest import record
@@ -283,7 +324,7 @@ def _manifest(source: Source, options: ExportOptions, files: dict[str, bytes], a
 
 
 def _write(out: Path, options: ExportOptions, files: dict[str, bytes], audit: Audit, manifest: dict[str, Any],
-           config: Config, net_in: dict, net_out: dict, arena: Optional[int]) -> None:
+           config: Config, net_in: dict, net_out: dict, arena: tuple[int, str]) -> None:
     """Write everything into a staging folder beside `out`, then swap it in: no half-written bundle is left."""
     stage = staging_dir(out)  # also removes the staging folders of killed exports
     try:

@@ -37,10 +37,24 @@ def default_tflm_dir() -> Optional[Path]:
     return path.resolve() if (path / "tensorflow" / "lite" / "micro" / "micro_interpreter.h").is_file() else None
 
 
-def missing_tools(target: str) -> Optional[str]:
+def default_cmsis_dsp_dir() -> Optional[Path]:
+    """$CMSIS_DSP_DIR, else ../shared/third_party/cmsis-dsp beside this checkout (the Makefile's own default)."""
+    env = os.environ.get("CMSIS_DSP_DIR")
+    path = Path(env) if env else FIRMWARE_SOURCE.parent.parent / "shared" / "third_party" / "cmsis-dsp"
+    return path.resolve() if (path / "Include" / "arm_math.h").is_file() else None
+
+
+def default_frontend(target: str) -> str:
+    """The Makefile's FRONTEND per target: CMSIS-DSP on the Cortex-M55 (fewer instructions, measured), else own."""
+    return "cmsis_dsp" if target == "cortex-m55" else "own"
+
+
+def missing_tools(target: str, frontend: Optional[str] = None) -> Optional[str]:
     """Why `target` cannot be built and run here (a missing compiler, QEMU or TFLite Micro tree), else None."""
     if default_tflm_dir() is None:
         return "no TFLite Micro tree: set TFLM_DIR (see docs/firmware.md)"
+    if (frontend or default_frontend(target)) == "cmsis_dsp" and default_cmsis_dsp_dir() is None:
+        return "no CMSIS-DSP tree: set CMSIS_DSP_DIR (see docs/firmware.md)"
     need = ["make", "g++"] if target == "host" else ["make", "arm-none-eabi-g++", "qemu-system-arm"]
     absent = [tool for tool in need if shutil.which(tool) is None]
     if absent:
@@ -63,30 +77,38 @@ def ship_sources(out_dir: Path, tflm_dir: Optional[Path] = None) -> list[str]:
             shutil.copy2(source, out_dir / target)
             names.append(target)
     tflm = tflm_dir or default_tflm_dir()
-    text = "# Written by export_tflite.py: where TFLite Micro was found at export (override: make TFLM_DIR=...)\n"
+    text = "# Written by export_tflite.py: where TFLite Micro and CMSIS-DSP were found at export (override: make " \
+           "TFLM_DIR=... CMSIS_DSP_DIR=...)\n"
     text += f"TFLM_DIR ?= {tflm}\n" if tflm else "# TFLM_DIR was not found at export: pass it to make\n"
+    dsp = default_cmsis_dsp_dir()
+    text += f"CMSIS_DSP_DIR ?= {dsp}\n" if dsp else \
+        "# CMSIS_DSP_DIR was not found at export: pass it to make for FRONTEND=cmsis_dsp (the Cortex-M55's default)\n"
     (out_dir / "config.mk").write_text(text)
     return sorted(names + ["config.mk"])
 
 
 def build(model_dir: Path, target: str = "host", kernels: Optional[str] = None, build_dir: Optional[Path] = None,
           arena_bytes: Optional[int] = None, jobs: int = 2, source: Path = FIRMWARE_SOURCE,
-          timeout: float = 1800) -> Path:
-    """`make` the firmware for `target` with the export's C files in `model_dir`; returns the image path."""
+          timeout: float = 1800, frontend: Optional[str] = None) -> Path:
+    """`make` the firmware for `target` with the export's C files in `model_dir`; returns the image path.
+    `frontend`: own or cmsis_dsp (default: the Makefile's choice for the target)."""
     kernels = kernels or ("reference" if target == "host" else "cmsis_nn")
+    frontend = frontend or default_frontend(target)
     args = ["make", "-C", str(source), f"-j{jobs}", f"TARGET={target}", f"KERNELS={kernels}",
-            f"MODEL_DIR={Path(model_dir).resolve()}"]
+            f"MODEL_DIR={Path(model_dir).resolve()}", f"FRONTEND={frontend}"]
     if build_dir is not None:
         args.append(f"BUILD_DIR={Path(build_dir).resolve()}")
     if arena_bytes:
         args.append(f"ARENA_BYTES={int(arena_bytes)}")
-    tflm = default_tflm_dir()
+    tflm, dsp = default_tflm_dir(), default_cmsis_dsp_dir()
     if tflm is not None and "TFLM_DIR" not in os.environ:
         args.append(f"TFLM_DIR={tflm}")
+    if dsp is not None and "CMSIS_DSP_DIR" not in os.environ:
+        args.append(f"CMSIS_DSP_DIR={dsp}")
     done = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
     if done.returncode != 0:
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
-        raise FirmwareError(f"make TARGET={target} KERNELS={kernels} failed:\n{tail}")
+        raise FirmwareError(f"make TARGET={target} KERNELS={kernels} FRONTEND={frontend} failed:\n{tail}")
     path = subprocess.run(args[:3] + ["-s", "--no-print-directory"] + args[4:] + ["image-path"], capture_output=True, text=True, check=True)
     return Path(path.stdout.strip().splitlines()[-1])
 
@@ -116,6 +138,7 @@ class FirmwareRun:
     returncode: int
     arena_search: Optional[int] = None
     extra: dict = field(default_factory=dict)
+    frontend: str = "own"  # the front-end code built in: own or cmsis_dsp
 
     @property
     def instructions_per_tick(self) -> Optional[float]:
@@ -158,7 +181,7 @@ def parse_output(stdout: str, stderr: str, returncode: int) -> FirmwareRun:
             search = int(dict(p.split("=") for p in line.split()[1:])["smallest"])
     errors = [l for l in stderr.splitlines() if l.startswith("error:")]
     return FirmwareRun(info.get("target", "?"), info.get("kernels", "?"), timer, shapes, clips, memory, errors,
-                       returncode, search, {"frontend_stages": stages} if stages else {})
+                       returncode, search, {"frontend_stages": stages} if stages else {}, info.get("frontend", "own"))
 
 
 def run(image: Path, target: str, clips: Sequence[Path], dump_input: Optional[Path] = None,
@@ -244,34 +267,37 @@ def op_table(run_result: FirmwareRun, network: bytes) -> list[dict]:
 
 def measure(model_dir: Path, clips: Sequence[Path], network: bytes, target: str = "cortex-m4",
             kernels: Optional[str] = None, work_dir: Optional[Path] = None, smallest_arena: bool = True,
-            source: Path = FIRMWARE_SOURCE, runs: Optional[dict] = None) -> dict:
+            source: Path = FIRMWARE_SOURCE, runs: Optional[dict] = None, frontend: Optional[str] = None) -> dict:
     """Build, find the smallest arena on the target, rebuild with it, run `clips` and return the figures:
     flash/RAM (linker map), arena, stack/heap high-water marks, instructions (Cortex-M: QEMU -icount) of the
     front end, the network and each op, and what a 168 / 480 MHz part needs per clip at one instruction a cycle.
-    `runs`, when given, receives the FirmwareRun under (target, kernels) (its logits, for comparisons)."""
+    `runs`, when given, receives the FirmwareRun under (target, kernels, frontend) (its logits, for comparisons)."""
     kernels = kernels or ("reference" if target == "host" else "cmsis_nn")
+    frontend = frontend or default_frontend(target)
     work = Path(work_dir or tempfile.mkdtemp(prefix="asc_fw_measure_"))
-    image = build(model_dir, target, kernels, work / f"{target}-{kernels}", source=source)
+    name = f"{target}-{kernels}-{frontend}"
+    image = build(model_dir, target, kernels, work / name, source=source, frontend=frontend)
     arena = None
     if smallest_arena:
         searched = run(image, target, clips[:1], arena_search=True)
         arena = searched.arena_search
-        image = build(model_dir, target, kernels, work / f"{target}-{kernels}-arena", arena_bytes=arena,
-                      source=source)
+        image = build(model_dir, target, kernels, work / f"{name}-arena", arena_bytes=arena, source=source,
+                      frontend=frontend)
     result = run(image, target, clips)
     if result.returncode != 0 or len(result.clips) != len(clips):
         raise FirmwareError(f"{target}: the firmware failed on the clips: {result.errors[:3]}")
     if runs is not None:
-        runs[(target, kernels)] = result
+        runs[(target, kernels, frontend)] = result
     scale = result.instructions_per_tick
     unit = "instructions" if scale else "ns"
     scale = scale or 1.0
-    frontend = float(np.mean([c.frontend for c in result.clips])) * scale
+    frontend_instructions = float(np.mean([c.frontend for c in result.clips])) * scale
     network_total = float(np.mean([c.network for c in result.clips])) * scale
-    figures = {"target": target, "kernels": kernels, "machine": QEMU_MACHINES.get(target, "host"),
+    figures = {"target": target, "kernels": kernels, "frontend_code": frontend,
+               "machine": QEMU_MACHINES.get(target, "host"),
                "clips": len(result.clips), "unit": unit,
-               "frontend": int(round(frontend)), "network": int(round(network_total)),
-               "frontend_share_of_network": round(frontend / network_total, 4),
+               "frontend": int(round(frontend_instructions)), "network": int(round(network_total)),
+               "frontend_share_of_network": round(frontend_instructions / network_total, 4),
                "frontend_stages": {name: int(round(ticks * scale))
                                    for name, ticks in result.extra.get("frontend_stages", {}).items()},
                "arena": result.memory, "smallest_arena": arena,
@@ -279,8 +305,8 @@ def measure(model_dir: Path, clips: Sequence[Path], network: bytes, target: str 
     if target != "host":
         figures["memory"] = memory_from_map(image.with_suffix(".map"))
         figures["instructions_per_tick"] = round(result.instructions_per_tick or 0.0, 4)
-        figures["estimate_ms_per_clip"] = {f"{mhz}MHz": round((frontend + network_total) / (mhz * 1e3), 2)
-                                           for mhz in CLOCKS_MHZ}
+        total = frontend_instructions + network_total
+        figures["estimate_ms_per_clip"] = {f"{mhz}MHz": round(total / (mhz * 1e3), 2) for mhz in CLOCKS_MHZ}
     return figures
 
 

@@ -7,6 +7,9 @@
 
 #include "fft.h"
 #include "platform.h"
+#ifdef ASC_FRONTEND_CMSIS_DSP /* FRONTEND=cmsis_dsp: the window and mel on CMSIS-DSP's vector functions */
+#include "arm_math.h"
+#endif
 
 #define HALF (ASC_N_FFT / 2)
 #define N ASC_CLIP_SAMPLES
@@ -51,7 +54,12 @@ static void compute_frame(asc_frontend_t *fe) {
   uint64_t t0 = asc_ticks(), t1;
   if (s >= 0 && s + W <= N) { /* inner frame: no reflection */
     const int16_t *h = fe->history + (s - fe->base);
+#ifdef ASC_FRONTEND_CMSIS_DSP /* the same products: q15 -> float (h / 32768, exact), times the window */
+    arm_q15_to_float(h, work, W);
+    arm_mult_f32(work, asc_window, work, W);
+#else
     for (int32_t j = 0; j < W; ++j) work[j] = ((float)h[j] * (1.0f / 32768.0f)) * asc_window[j];
+#endif
   } else {
     for (int32_t j = 0; j < W; ++j) {
       const float x = (float)fe->history[reflect(s + j) - fe->base] * (1.0f / 32768.0f);
@@ -68,9 +76,13 @@ static void compute_frame(asc_frontend_t *fe) {
   for (int32_t m = 0; m < ASC_N_MELS; ++m) {
     const float *p = power + asc_mel_first_bin[m];
     const float *w = asc_mel_weights + asc_mel_offset[m];
+#ifdef ASC_FRONTEND_CMSIS_DSP /* Helium: 4 lanes summed at the end (another order of the same sum) */
+    arm_dot_prod_f32(p, w, asc_mel_n_bins[m], &mel[m]);
+#else
     float acc = 0.0f;
     for (int32_t k = 0; k < asc_mel_n_bins[m]; ++k) acc += p[k] * w[k];
     mel[m] = acc;
+#endif
   }
   t1 = asc_ticks();
   fe->stage_ticks[2] += t1 - t0;

@@ -20,6 +20,9 @@
 #ifndef ASC_KERNELS
 #define ASC_KERNELS "reference"
 #endif
+#ifndef ASC_FRONTEND
+#define ASC_FRONTEND "own"
+#endif
 
 static int g_quiet_tflm = 0;
 
@@ -104,7 +107,7 @@ int main(int argc, char** argv) {
   }
   char line[256];
   asc_describe_timer(line, sizeof(line));
-  printf("asc-fw target=%s kernels=%s\n%s\n", ASC_TARGET, ASC_KERNELS, line);
+  printf("asc-fw target=%s kernels=%s frontend=%s\n%s\n", ASC_TARGET, ASC_KERNELS, ASC_FRONTEND, line);
   if (asc_frontend_init() != 0) {
     fprintf(stderr, "error: the FFT tables of asc_frontend.c do not describe a real FFT of %d points\n", ASC_N_FFT);
     return 2;
