@@ -55,6 +55,28 @@ def test_help_never_imports_tensorflow(script, module):
     assert "tensorflow" not in result["heavy"] and "keras" not in result["heavy"], result["heavy"]
 
 
+def test_errors_module_is_light():
+    """asc_tf.errors gathers every user error type; importing it must not load TensorFlow or Keras (it is what lets
+    a command refuse bad input before they load)."""
+    result = run_light(["x"], module="asc_tf.errors")
+    assert result["heavy"] == [], result["heavy"]
+
+
+def test_refusals_come_before_tensorflow(tmp_path):
+    """Every refusal bench/refusals.py times (unknown run, missing checkpoint or model, existing bundle or --out):
+    one line naming what to fix, exit code 2, and TensorFlow never imported (an import check, not a timing)."""
+    from bench.refusals import make_project, refusal_cases
+
+    make_project(tmp_path)
+    for name, argv, expected in refusal_cases(tmp_path):
+        module, script, rest = (argv[1], None, argv[2:]) if argv[0] == "-m" else (None, argv[0], argv[1:])
+        result = run_light(rest, script=script, module=module, cwd=tmp_path)
+        assert result["code"] == 2 and result["out"] == "", (name, result)
+        assert len(result["err"].splitlines()) == 1 and expected in result["err"], (name, result["err"])
+        assert "tensorflow" not in result["heavy"] and "keras" not in result["heavy"], (name, result["heavy"])
+    assert not (tmp_path / "project" / "predictions").exists()  # a refusal leaves no folder behind
+
+
 def test_tflite_audit_and_report_never_import_tensorflow(int8_export, tmp_path):
     network = int8_export.path / int8_export.manifest["files"]["network"]["path"]
     audit = run_light([str(network)], module="asc_tf.complexity")

@@ -12,7 +12,7 @@ import pytest
 from asc_tf.data import synthetic
 from asc_tf.data.meta import CLASSES
 from asc_tf.score import main
-from asc_tf.scoring import ScoringError, score_files
+from asc_tf.score import ScoringError, score_files
 
 
 def _output_csv(path, names, predicted):

@@ -9,11 +9,8 @@ from typing import Optional
 import numpy as np
 import soundfile as sf
 
+from asc_tf.data.errors import AudioFileError
 from asc_tf.data.resample import resample
-
-
-class AudioFileError(ValueError):
-    """An unreadable or malformed audio file; the message names the file and what is wrong."""
 
 
 def read_wav(path: str | Path, expected_sr: Optional[int] = None, expected_samples: Optional[int] = None) -> tuple[np.ndarray, int]:

@@ -34,6 +34,7 @@ import pandas as pd
 
 from asc_tf.config import Config, add_arguments, from_args
 from asc_tf.data.audio import AudioFileError, load_clip
+from asc_tf.data.errors import ConversionError, MissingAudioError, StaleShardsError
 from asc_tf.data.meta import CLASSES, DEVICES, MetadataError, read_meta
 from asc_tf.data.splits import (SPLITS, TIERS, SplitFilesMissing, ensure_split_files, load_splits,
                                 resolve_split_dir, tier_files, tiers_of)
@@ -48,18 +49,6 @@ PROGRESS = "conversion.json"
 SKIPPED = "skipped.csv"
 INT16_SCALE = 32767.0
 CLIP_SECONDS = 1.0
-
-
-class ConversionError(RuntimeError):
-    """The conversion cannot go on; the message says what to fix."""
-
-
-class StaleShardsError(ConversionError):
-    """The output folder holds shards converted from another source or with other settings."""
-
-
-class MissingAudioError(ConversionError):
-    """Clips listed in meta.csv are not on disk."""
 
 
 def reconvert_command(shards_dir: str | Path, dataset_dir: Optional[str] = None) -> str:

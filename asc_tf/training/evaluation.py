@@ -22,8 +22,8 @@ from asc_tf.data.pipeline import make_dataset
 from asc_tf.io import atomic_write_json
 from asc_tf.training.metrics import MetricsAccumulator, prefixed
 from asc_tf.training.precision import float32_copy
-from asc_tf.training.report import INFO_FILE, RESULTS_FILE, write_run_report
-from asc_tf.training.runs import Run, RunError, load_checkpoint, open_run
+from asc_tf.training.report import INFO_FILE, write_run_report
+from asc_tf.training.runs import Run, RunError, evaluable_run, inference_model_file, load_checkpoint
 
 MAX_MACS = 30_000_000
 MAX_PARAMS_MEMORY = 128_000
@@ -109,12 +109,6 @@ def write_evaluation(model: keras.Model, out_dir: Path, shards_dir: Path, config
     return (metrics, list(written)) if with_files else metrics
 
 
-def inference_model_file(run: Run) -> Path:
-    """The model a finished run is evaluated and predicted with: its final model (the weights of its last
-    checkpoint, float32), else the last checkpoint of an unfinished run."""
-    return run.final_model if run.final_model.is_file() else run.last_checkpoint
-
-
 @dataclass
 class RunEvaluation:
     """What `evaluate_run` measured and wrote."""
@@ -130,11 +124,7 @@ def evaluate_run(config: Config) -> RunEvaluation:
     limits, and the dev-test metrics written to `<project_dir>/predictions/<id>/` (info.json, results.md,
     pictures). An earlier evaluation (results.md) is kept unless `--overwrite`; predict.py's files are not
     an evaluation and never block it. The evaluation set's output.csv is written by `asc_tf.predict`."""
-    run = open_run(config, str(config.ckpt_id))
-    out_dir = Path(config.project_dir) / "predictions" / run.run_id
-    if (out_dir / RESULTS_FILE).exists() and not config.overwrite:
-        raise RunError(f"{out_dir / RESULTS_FILE} exists (run {run.run_id} was evaluated): pass --overwrite to "
-                       "evaluate again")
+    run, out_dir = evaluable_run(config)
     run_config = run.load_config().replace(project_dir=config.project_dir)
     model_file = inference_model_file(run)
     model = float32_copy(load_checkpoint(model_file), run_config)
