@@ -14,7 +14,7 @@ import os
 import sys
 import tempfile
 import warnings
-from typing import Any, Iterator, Optional, TextIO
+from typing import Any, Callable, Iterator, Optional, TextIO
 
 # Read by TensorFlow's C++ logging at import: 3 hides INFO, WARNING and ERROR lines (cuInit error 303,
 # "DT_HALF only on AVX-512"); the gRPC and glog variables do the same for the libraries TensorFlow links.
@@ -155,6 +155,19 @@ def import_tensorflow() -> Any:
 
             absl.logging.set_verbosity(absl.logging.ERROR)
     return tf
+
+
+def run_command(main: Callable[[], int]) -> int:
+    """A command's exit code; a reader that closes stdout early (`--json | head`) ends the command quietly with
+    128 + SIGPIPE, as a shell tool killed by SIGPIPE, instead of a BrokenPipeError traceback."""
+    try:
+        code = main()
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python flushes stdout again at exit: to nowhere now
+        return 128 + 13
 
 
 def is_terminal(stream: Optional[TextIO] = None) -> bool:

@@ -21,6 +21,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from asc_tf import console
 from asc_tf.data.meta import CLASSES, DEVICE_GROUPS, DEVICES, MetadataError, read_tsv
 
 
@@ -135,4 +136,4 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console.run_command(main))  # `--json | head` ends quietly

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,11 +136,18 @@ def evaluate_run(config: Config) -> RunEvaluation:
     if macs > MAX_MACS or params > MAX_PARAMS_MEMORY:  # upstream's asserts
         raise RunError(f"run {run.run_id} exceeds the challenge limits: {macs:,} MACs (max {MAX_MACS:,}), "
                        f"{params:,} parameters (max {MAX_PARAMS_MEMORY:,})")
+    shards_dir = convert_dataset(run_config, progress=False)
+    created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
     log.info("evaluating %s on the dev-test split (float32 and float16)", model_file)
     previous = _read_json(out_dir / INFO_FILE)  # predict.py's record of its output.csv stays
-    metrics, written = write_evaluation(model, out_dir, convert_dataset(run_config, progress=False), run_config, run,
-                                        with_files=True, model_file=model_file)
+    try:
+        metrics, written = write_evaluation(model, out_dir, shards_dir, run_config, run, with_files=True,
+                                            model_file=model_file)
+    except BaseException:
+        if created:  # a failed evaluation leaves no half-filled predictions/<id>/ behind
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise
     if previous:
         atomic_write_json(out_dir / INFO_FILE, {**previous, **_read_json(out_dir / INFO_FILE)})
     return RunEvaluation(metrics, out_dir, model_file, written)
