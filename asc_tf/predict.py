@@ -125,6 +125,8 @@ def write_predictions(
                      "to predict again)", out_dir / "output.csv")
             return out_dir / "output.csv"
         refuse_existing_output(out_dir)
+    log.info("predicting %d clips of %s (%s)", len(evaluation.files), evaluation.root,
+             (info.get("output") or {}).get("precision", "as the model computes"))
     staging = staging_dir(out_dir)  # removes the staging folders of killed predictions first
     try:
         if out_dir.is_dir():  # keep what else is there (e.g. train.py --evaluate's reports)
@@ -294,6 +296,5 @@ def predict_evaluation_set(config: "Config", *, ckpt_id: Optional[str] = None, m
     evaluation = find_evaluation_set(eval_dir, config.dataset_dir)
     info = {**info, "output": output_record(files[0], precision, evaluation)}
     out_dir = Path(config.project_dir) / "predictions" / name
-    log.info("predicting %d clips of %s (%s)", len(evaluation.files), evaluation.root, precision)
     return write_predictions(out_dir, evaluation, probabilities, info, files, batch_size=config.batch_size,
                              overwrite=config.overwrite, progress=progress, reuse=reuse)
