@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
             check_prediction(config, ckpt_id=args.ckpt_id, model_path=args.model, eval_dir=args.eval_dir)
             console.import_tensorflow()
         output = predict_evaluation_set(config, ckpt_id=args.ckpt_id, model_path=args.model, bundle=args.tflite,
-                                        eval_dir=args.eval_dir, progress=console.is_terminal())
+                                        eval_dir=args.eval_dir, progress=True)
     except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

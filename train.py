@@ -59,7 +59,7 @@ def evaluate(config: Config, eval_dir: str | None, skip_reason: str | None) -> i
           f"{result.metrics['val/macro_avg_acc']:.4f}), model {result.model_file}")
     if skip_reason is None:
         output = predict_evaluation_set(config, ckpt_id=str(config.ckpt_id), eval_dir=eval_dir, reuse=True,
-                                        progress=console.is_terminal())
+                                        progress=True)
         print(f"evaluation set predictions: {output}")
     else:
         print(f"warning: evaluation set not found, output.csv not written ({skip_reason})", file=sys.stderr)

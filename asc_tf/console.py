@@ -170,6 +170,52 @@ def run_command(main: Callable[[], int]) -> int:
         return 128 + 13
 
 
+class _LineProgress:
+    """tqdm's `update`/`close` for a log file or a pipe: one line per tenth of the work (and at the end) instead
+    of a bar redrawn with carriage returns."""
+
+    def __init__(self, total: int, desc: str, unit: str, initial: int = 0) -> None:
+        self.total, self.desc, self.unit, self.done = total, desc, unit, initial
+        self._next = self._step_after(initial)
+
+    def _step_after(self, done: int) -> int:
+        step = max(1, -(-self.total // 10))
+        return (done // step + 1) * step
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+        if self.done >= min(self._next, self.total):
+            logging.getLogger("asc_tf.progress").info("%s: %d/%d %s (%d %%)", self.desc, self.done, self.total,
+                                                      self.unit, 100 * self.done // max(self.total, 1))
+            self._next = self._step_after(self.done)
+
+    def close(self) -> None:
+        pass
+
+    def set_postfix(self, *args: Any, **kwargs: Any) -> None:
+        pass  # a bar's live figures; the lines carry counts only
+
+    def __enter__(self) -> "_LineProgress":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def progress(total: int, desc: str, unit: str = "it", initial: int = 0, enabled: bool = True) -> Any:
+    """Progress of long work: a tqdm bar on a terminal, a line per tenth elsewhere (logged, so hidden where logging
+    is), nothing when not `enabled`. Supports `update(n)`, `close()` and `with`."""
+    if not enabled or total <= 0:
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, disable=True)
+    if is_terminal():
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, initial=initial, unit=unit, desc=desc, dynamic_ncols=True)
+    return _LineProgress(total, desc, unit, initial)
+
+
 def is_terminal(stream: Optional[TextIO] = None) -> bool:
     """Whether progress may be a redrawn bar (a terminal) rather than a line per step (a log file, a pipe)."""
     stream = stream or sys.stderr

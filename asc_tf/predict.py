@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
+from asc_tf import console
 from asc_tf.data.audio import AudioFileError, load_any_clip
 from asc_tf.data.meta import CLASSES, EVAL_DIR_NAME, MetadataError, read_file_list
 from asc_tf.errors import PredictionError
@@ -116,8 +117,6 @@ def write_predictions(
     atomically; `predict_probabilities` maps waveforms `[B, samples]` to class probabilities `[B, 10]`.
     An existing output.csv is replaced with `overwrite`, kept with `reuse` when `info["output"]` records the
     same model, precision and evaluation set (train.py --evaluate after predict.py), else refused."""
-    from tqdm.auto import tqdm
-
     out_dir = Path(out_dir)
     if (out_dir / "output.csv").exists() and not overwrite:
         if reuse and _same_output(out_dir, info.get("output")):
@@ -133,7 +132,7 @@ def write_predictions(
             shutil.copytree(out_dir, staging, dirs_exist_ok=True)
         with open(staging / "output.csv", "w", encoding="utf-8", newline="") as handle:
             handle.write("\t".join(["filename", "scene_label", *CLASSES]) + "\n")
-            with tqdm(total=len(evaluation.files), unit="clip", desc="predicting", disable=not progress) as bar:
+            with console.progress(len(evaluation.files), "predicting", "clips", enabled=progress) as bar:
                 for names, waveforms in batches(evaluation, sample_rate, batch_size):
                     probabilities = np.asarray(predict_probabilities(waveforms), dtype=np.float64)
                     for name, row in zip(names, probabilities):

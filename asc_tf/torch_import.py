@@ -166,8 +166,8 @@ def read_torch_zip(path: Path) -> Any:
             names = set(archive.namelist())
             byteorder = archive.read(f"{prefix}byteorder").decode().strip() if f"{prefix}byteorder" in names else "little"
             return _RestrictedUnpickler(archive.read(pkl[0]), archive, prefix, byteorder).load()
-    except CheckpointError:
-        raise
+    except CheckpointError as error:  # raised inside the unpickler, which does not know the file
+        raise CheckpointError(str(error) if str(error).startswith(str(path)) else f"{path}: {error}") from None
     except (zipfile.BadZipFile, pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError,
             AttributeError, KeyError) as err:
         raise CheckpointError(f"{path}: unreadable checkpoint ({type(err).__name__}: {err})") from err

@@ -251,3 +251,24 @@ def test_firmware_clips_from_a_dataset_clip(tmp_path):
     assert again.returncode == 2 and again.stderr.startswith("error: ") and "pass --overwrite" in again.stderr
     assert again.stderr.count("\n") == 1
     assert subprocess.run([*command, "--overwrite"], capture_output=True, env=env, timeout=300).returncode == 0
+
+
+def test_garbage_network_with_its_hash_updated_is_one_line(int8_export, tmp_path, capsys):
+    """A network file replaced by garbage together with its size and sha256 in the manifest passes the manifest's
+    check; LiteRT's refusal is one line naming the file, exit code 2, not a traceback."""
+    import hashlib
+    import shutil
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(int8_export.path, bundle)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    network = bundle / manifest["files"]["network"]["path"]
+    network.write_bytes(b"not a flatbuffer " * 64)
+    manifest["files"]["network"].update(bytes=network.stat().st_size,
+                                        sha256=hashlib.sha256(network.read_bytes()).hexdigest())
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    wav = tmp_path / "clip.wav"
+    sf.write(str(wav), np.zeros(32000), 32000, subtype="PCM_16")
+    assert edge_main([str(bundle), str(wav)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {network}: not a model LiteRT can load"), err
