@@ -212,3 +212,60 @@ def test_converter_and_litert_lines_hidden(capfd):
     out, err = capfd.readouterr()
     for marker in TF_LINES:
         assert marker not in out + err, marker
+
+
+def _another_value(action, default) -> list[str]:
+    """Command-line words giving the flag of `action` a value other than `default` (its Config default)."""
+    flag = action.option_strings[0]
+    if action.nargs == 0:  # store_true
+        return [flag]
+    if action.choices:
+        return [flag, str(next(c for c in action.choices if c != default))]
+    if action.nargs == "+":
+        return [flag, *(str(v + 1) for v in default)]
+    if action.type is int:
+        return [flag, str((default or 0) + 1)]
+    if action.type is float:
+        return [flag, str((default or 0.0) * 0.5 + 0.25)]
+    return [flag, "changed"]
+
+
+@pytest.mark.parametrize("command", ["protocol", "experiments"])
+def test_every_recipe_flag_offered_reaches_every_run(command, tmp_path, monkeypatch):
+    """A flag that protocol or experiments offers changes the configuration of every run it makes (a flag the
+    command sets itself per run, like --subset, must not be offered: it would be silently ignored)."""
+    from dataclasses import fields
+
+    from asc_tf.config import from_args
+
+    monkeypatch.chdir(tmp_path)
+    if command == "protocol":
+        from asc_tf.protocol import build_parser, protocol_specs
+
+        def runs(args):
+            return [spec.config for spec in protocol_specs(from_args(args), [100, 50], 2, "g")]
+    else:
+        from asc_tf.experiments import build_parser
+        from asc_tf.training import experiments
+        from asc_tf.training.demo import demo_base
+
+        def runs(args):
+            return experiments.plan("data_efficiency", from_args(args, base=demo_base()), range(2), [100, 50])
+    parser = build_parser()
+    defaults = {f.name: f.default for f in fields(Config)}
+    offered = [a for a in parser._actions if a.dest in defaults and a.option_strings]
+    assert len(offered) >= 10
+    paths = ("project_dir", "dataset_dir", "tfrecords_dir", "split_dir")
+    for action in offered:
+        args = parser.parse_args((["data_efficiency"] if command == "experiments" else [])
+                                 + _another_value(action, defaults[action.dest]))
+        wanted = getattr(args, action.dest)
+        wanted = tuple(wanted) if isinstance(wanted, list) else wanted
+        if command == "protocol" and action.dest == "seed":  # the first of --seeds consecutive seeds
+            assert {config.seed for config in runs(args)} == {wanted, wanted + 1}
+            continue
+        for config in runs(args):
+            value = getattr(config, action.dest)
+            if action.dest in paths:
+                value, wanted = Path(value).resolve(), Path(wanted).resolve()
+            assert value == wanted, (command, action.dest, value, wanted)
