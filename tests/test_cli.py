@@ -77,6 +77,17 @@ def test_refusals_come_before_tensorflow(tmp_path):
     assert not (tmp_path / "project" / "predictions").exists()  # a refusal leaves no folder behind
 
 
+def test_predict_tflite_never_imports_tensorflow(int8_export, synthetic_root, tmp_path):
+    """predict.py --tflite runs an export bundle under LiteRT: the whole prediction, not only its refusals, without
+    TensorFlow or Keras."""
+    from asc_tf.data.synthetic import EVAL_DIR_NAME
+
+    result = run_light(["--tflite", str(int8_export.path), "--eval_dir", str(synthetic_root / EVAL_DIR_NAME),
+                        "--project_dir", str(tmp_path)], script="predict.py", cwd=tmp_path)
+    assert result["code"] == 0 and result["out"].startswith("predictions: "), result
+    assert "tensorflow" not in result["heavy"] and "keras" not in result["heavy"], result["heavy"]
+
+
 def test_tflite_audit_and_report_never_import_tensorflow(int8_export, tmp_path):
     network = int8_export.path / int8_export.manifest["files"]["network"]["path"]
     audit = run_light([str(network)], module="asc_tf.complexity")

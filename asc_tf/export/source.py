@@ -15,8 +15,8 @@ from asc_tf.config import Config
 from asc_tf.data.pipeline import make_dataset
 from asc_tf.export import tflite
 from asc_tf.export.errors import ExportError
-from asc_tf.training.precision import float32_copy
 from asc_tf.export.locate import locate_source
+from asc_tf.training.precision import float32_copy
 
 
 @dataclass

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Optional
 
 import asc_tf
 from asc_tf.config import Config
-from asc_tf.training.errors import RunError
 from asc_tf.io import atomic_write_json, remove_stale_temporaries
+from asc_tf.training.errors import RunError
 
 if TYPE_CHECKING:  # Keras loads with the first checkpoint: run ids and files are checked before TensorFlow
     import keras
@@ -140,12 +140,12 @@ def resumable_run(config: Config) -> Run:
 def evaluable_run(config: Config) -> tuple[Run, Path]:
     """(run, its predictions folder) for `--evaluate --ckpt_id`: a known run with a model, not yet evaluated
     (results.md) unless `--overwrite` (no TensorFlow: train.py asks first)."""
-    run = open_run(config, str(config.ckpt_id))
+    run = model_run(config, str(config.ckpt_id))
     out_dir = Path(config.project_dir) / "predictions" / run.run_id
     if (out_dir / RESULTS_FILE).exists() and not config.overwrite:
         raise RunError(f"{out_dir / RESULTS_FILE} exists (run {run.run_id} was evaluated): pass --overwrite to "
                        "evaluate again")
-    return model_run(config, run.run_id), out_dir
+    return run, out_dir
 
 
 def model_run(config: Config, run_id: str) -> Run:
