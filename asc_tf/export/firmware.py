@@ -282,6 +282,8 @@ the recipe above streamed, in C, and runs the network under TensorFlow Lite Micr
 
     make TARGET=host                # or cortex-m4 | cortex-m7 | cortex-m55 (arm-none-eabi-gcc); KERNELS=reference
     make run TARGET=cortex-m4 CLIPS="a.wav b.wav"   # under qemu-system-arm (16-bit PCM mono 32 kHz WAV clips)
+
+Such clips from dataset clips (any rate, mono): `python -m asc_tf.edge.audio IN.wav... --out DIR` (asc-tf).
 """
 
 
