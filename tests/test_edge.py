@@ -272,3 +272,19 @@ def test_garbage_network_with_its_hash_updated_is_one_line(int8_export, tmp_path
     assert edge_main([str(bundle), str(wav)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"error: {network}: not a model LiteRT can load"), err
+
+
+def test_a_rate_pair_without_common_divisor_is_refused_not_killed(tmp_path):
+    """32000 -> 32001 Hz (e.g. an edited manifest's sample_rate) would design an 8 GB kernel and get the process
+    killed; it is one error naming the file and the rates, from the edge runtime and from the data readers."""
+    from asc_tf.data.audio import AudioFileError, load_any_clip
+    from asc_tf.edge.audio import read_clips
+    from asc_tf.edge.errors import EdgeError
+
+    path = tmp_path / "clip.wav"
+    sf.write(str(path), np.zeros(32000), 32000, subtype="PCM_16")
+    with pytest.raises(EdgeError, match=f"^{path}: resampling 32000 Hz to 32001 Hz needs a 32,001 x"):
+        read_clips(path, 32001, 32001)
+    with pytest.raises(AudioFileError, match=f"^{path}: resampling 32000 Hz to 32001 Hz"):
+        load_any_clip(path, 32001)
+    assert read_clips(path, 44100, 44100)[0].shape == (44100,)  # a usual pair still resamples

@@ -11,7 +11,7 @@ import numpy as np
 import soundfile as sf
 
 from asc_tf.data.errors import AudioFileError
-from asc_tf.data.resample import resample
+from asc_tf.data.resample import RateError, resample
 
 
 def wav_truncation(path: Path) -> str | None:
@@ -64,10 +64,18 @@ def read_wav(path: str | Path, expected_sr: Optional[int] = None, expected_sampl
 def load_clip(path: str | Path, orig_sr: int, target_sr: int, seconds: float = 1.0) -> np.ndarray:
     """A dataset clip: read, check (mono, `orig_sr`, `seconds` long) and resample to `target_sr`."""
     waveform, _ = read_wav(path, expected_sr=orig_sr, expected_samples=int(round(orig_sr * seconds)))
-    return resample(waveform, orig_sr, target_sr)
+    return _resampled(path, waveform, orig_sr, target_sr)
 
 
 def load_any_clip(path: str | Path, target_sr: int) -> np.ndarray:
     """A clip of any sample rate, resampled to `target_sr` (evaluation sets, user files)."""
     waveform, sr = read_wav(path)
-    return resample(waveform, sr, target_sr)
+    return _resampled(path, waveform, sr, target_sr)
+
+
+def _resampled(path: str | Path, waveform: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
+    """`resample`, with a rate pair it refuses named as the file's fault."""
+    try:
+        return resample(waveform, orig_sr, target_sr)
+    except RateError as error:
+        raise AudioFileError(f"{path}: {error}") from None

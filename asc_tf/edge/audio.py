@@ -18,7 +18,7 @@ from typing import BinaryIO, Iterator, Optional, Sequence
 import numpy as np
 
 from asc_tf.data.audio import AudioFileError, read_wav
-from asc_tf.data.resample import resample
+from asc_tf.data.resample import RateError, resample
 from asc_tf.edge.errors import EdgeError
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,10 @@ def read_clips(path: str | Path, sample_rate: int, clip_samples: int) -> list[np
         waveform, rate = read_wav(path)
     except AudioFileError as error:
         raise EdgeError(str(error)) from None
-    waveform = resample(waveform, rate, sample_rate)
+    try:
+        waveform = resample(waveform, rate, sample_rate)
+    except RateError as error:
+        raise EdgeError(f"{path}: {error}") from None
     if waveform.shape[0] < clip_samples:
         raise EdgeError(f"{path}: {waveform.shape[0] / sample_rate:g} s long, shorter than one clip "
                         f"({clip_samples / sample_rate:g} s): nothing to classify")
