@@ -1,7 +1,8 @@
 """Wall time of the refusals that need no TensorFlow (issue 24: goal under 1 s each): a mistyped run id, a run
 killed before its first checkpoint, a missing model or checkpoint file, an existing bundle, for train.py
 (--resume, --evaluate), export_tflite.py, predict.py and `python -m asc_tf.torch_import`. Each command runs
-`--repeat` times in a fresh interpreter (what a user waits for); the median is printed with the machine and the load.
+`--repeat` times in a fresh interpreter; the medians of its wall time (what a user waits for) and of its CPU time
+(user + system: what it costs, nearly independent of the load) are printed with the machine and the load.
 
     python bench/refusals.py [--repeat 3]
 """
@@ -22,6 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.pipeline import machine  # noqa: E402
+from bench.timing import cpu_seconds  # noqa: E402
 
 
 def make_project(root: Path) -> Path:
@@ -82,15 +84,16 @@ def main() -> int:
         root = Path(tmp)
         make_project(root)
         for name, argv, expected in refusal_cases(root):
-            times = []
+            times, cpu = [], []
             for _ in range(args.repeat):
-                started = time.perf_counter()
+                started, cpu_before = time.perf_counter(), cpu_seconds()
                 result = subprocess.run([sys.executable, *argv], capture_output=True, text=True, cwd=root,
                                         env={**os.environ, "PYTHONPATH": str(REPO)})
                 times.append(time.perf_counter() - started)
+                cpu.append(cpu_seconds() - cpu_before)
             ok = result.returncode == 2 and expected in result.stderr and len(result.stderr.splitlines()) == 1
             slowest = max(slowest, statistics.median(times))
-            print(f"{statistics.median(times):6.2f} s  {name}" + ("" if ok else f"  UNEXPECTED: exit "
+            print(f"{statistics.median(times):6.2f} s wall {statistics.median(cpu):5.2f} s CPU  {name}" + ("" if ok else f"  UNEXPECTED: exit "
                   f"{result.returncode}, {result.stderr.strip()[-300:]!r}"), flush=True)
     print(f"slowest {slowest:.2f} s (goal < 1 s); load average after: {os.getloadavg()[0]:.2f}")
     return 0
