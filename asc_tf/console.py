@@ -172,7 +172,8 @@ def run_command(main: Callable[[], int]) -> int:
 
 class _LineProgress:
     """tqdm's `update`/`close` for a log file or a pipe: one line per tenth of the work (and at the end) instead
-    of a bar redrawn with carriage returns."""
+    of a bar redrawn with carriage returns. Hand-written: tqdm redraws with `\r` into a file too (its `mininterval`
+    only thins the redraws), and its lines would bypass logging and so `--verbose`'s formatting."""
 
     def __init__(self, total: int, desc: str, unit: str, initial: int = 0) -> None:
         self.total, self.desc, self.unit, self.done = total, desc, unit, initial

@@ -162,6 +162,7 @@ def test_evaluate_after_predict_keeps_its_output_and_adds_the_dev_test_report(tr
     assert predict_script.main(["--ckpt_id", run_id, "--project_dir", str(project)]) == 0
     out_dir = project / "predictions" / run_id
     predicted = (out_dir / "output.csv").read_bytes()
+    capsys.readouterr()  # predict.py's own lines
     assert train_script.main(["--evaluate", "--ckpt_id", run_id, "--project_dir", str(project)]) == 0
     captured = capsys.readouterr()
     assert f"evaluation set predictions: {out_dir / 'output.csv'}" in captured.out
@@ -194,8 +195,8 @@ def test_a_failed_evaluation_leaves_no_predictions_folder(trained_run, tmp_path,
     config.update(dataset_dir=str(tmp_path / "gone"), tfrecords_dir=str(tmp_path / "no_tfrecords"))
     (run_dir / "config.json").write_text(json.dumps(config))
     assert train_script.main(["--evaluate", "--ckpt_id", trained_run.run.run_id, "--project_dir", str(project)]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: ") and str(tmp_path / "gone") in err, err
+    err = capsys.readouterr().err.strip().splitlines()
+    assert [line for line in err if line.startswith("error: ")] == err[-1:] and str(tmp_path / "gone") in err[-1], err
     assert not (project / "predictions" / trained_run.run.run_id).exists()
 
 
