@@ -67,18 +67,28 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     console.setup(args.verbose)
-    console.import_tensorflow()
-    from asc_tf.errors import USER_ERRORS
-    from asc_tf.export.bundle import ExportOptions, OverLimitError, export_bundle, load_source
+    from asc_tf.errors import USER_ERRORS  # light: nothing in it imports TensorFlow
+    from asc_tf.export.locate import bundle_dir, locate_source
 
     config = from_args(args)
-    options = ExportOptions(precision=args.precision or "int8", out=args.out, overwrite=args.overwrite,
+    precision = args.precision or "int8"
+    use_qat = False if precision == "fp16" else args.use_qat  # QAT concerns the int8 network only
+    try:  # unknown run, missing checkpoint, existing bundle: refused before TensorFlow loads
+        located = locate_source(str(config.ckpt_id), config, use_qat)
+        bundle_dir(located.name, config.project_dir, precision, precision == "int8" and located.qat_network is not None,
+                   args.out, args.overwrite)
+    except USER_ERRORS as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    console.import_tensorflow()
+    from asc_tf.export.bundle import ExportOptions, OverLimitError, export_bundle, load_source
+
+    options = ExportOptions(precision=precision, out=args.out, overwrite=args.overwrite,
                             keep_over_limit=args.keep_over_limit, representative_size=args.representative_size,
                             tflm_clips=args.tflm_clips, skip_accuracy=args.skip_accuracy,
                             firmware_figures=args.firmware_figures, vela=args.vela, metadata=args.metadata,
                             author=args.model_author, licence=args.model_licence)
     overrides = {name: getattr(args, name) for name in DATA_FLAGS if hasattr(args, name)}
-    use_qat = False if options.precision == "fp16" else args.use_qat  # QAT concerns the int8 network only
     try:
         result = export_bundle(load_source(str(config.ckpt_id), config, overrides, qat=use_qat), options)
     except OverLimitError as error:

@@ -39,13 +39,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     config = from_args(args)
     console.setup(args.verbose)
-    console.import_tensorflow()  # asc_tf.errors gathers error types from modules that import TensorFlow
-    from asc_tf.errors import USER_ERRORS
-    from asc_tf.predict import predict_evaluation_set
+    from asc_tf.errors import USER_ERRORS  # light: nothing in it imports TensorFlow
+    from asc_tf.training.runs import model_run
 
     try:
+        if args.ckpt_id is not None:
+            model_run(config, args.ckpt_id)  # an unknown run or a missing model: refused before pandas loads too
+        from asc_tf.predict import check_prediction, predict_evaluation_set
+
+        if args.tflite is None:  # a bundle runs under LiteRT: no TensorFlow at all
+            check_prediction(config, ckpt_id=args.ckpt_id, model_path=args.model, eval_dir=args.eval_dir)
+            console.import_tensorflow()
         output = predict_evaluation_set(config, ckpt_id=args.ckpt_id, model_path=args.model, bundle=args.tflite,
-                                        eval_dir=args.eval_dir, progress=console.is_terminal())
+                                        eval_dir=args.eval_dir, progress=True)
     except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

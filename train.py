@@ -12,7 +12,7 @@ import argparse
 import sys
 
 from asc_tf import console
-from asc_tf.config import Config, ConfigError, add_arguments, from_args
+from asc_tf.config import Config, add_arguments, from_args
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,31 +24,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def evaluate(config: Config, eval_dir: str | None) -> int:
-    """Upstream's --evaluate: the dev-test metrics and pictures, then the evaluation set's output.csv with the same
-    model and precision (kept when predict.py already made it from the same model), all in predictions/<id>/."""
-    from asc_tf.predict import PredictionError, find_evaluation_set, predict_evaluation_set
-    from asc_tf.training.evaluation import evaluate_run
-    from asc_tf.training.runs import open_run
+def check_before_tensorflow(config: Config, eval_dir: str | None) -> str | None:
+    """The refusals that need no TensorFlow, made before it loads (a second, not a minute under load): a bad
+    configuration, an unknown run or missing checkpoint for --resume / --evaluate, an evaluated run, a given
+    --eval_dir without a file list. For --evaluate, returns why the evaluation set will be skipped (or None)."""
+    from asc_tf.training.runs import evaluable_run, resumable_run
 
-    dataset_dir = config.dataset_dir or open_run(config, str(config.ckpt_id)).load_config().dataset_dir
+    config.check()
+    if config.resume:
+        resumable_run(config)
+    if not config.evaluate:
+        return None
+    run, _ = evaluable_run(config)
+    from asc_tf.predict import PredictionError, find_evaluation_set  # pandas: after the run is known
+
     try:
-        find_evaluation_set(eval_dir, dataset_dir)  # before anything is written
-        has_eval_set = True
+        find_evaluation_set(eval_dir, config.dataset_dir or run.load_config().dataset_dir)  # before anything is written
     except PredictionError as error:
         if eval_dir is not None:
             raise
-        has_eval_set = False
-        reason = str(error)
+        return str(error)
+    return None
+
+
+def evaluate(config: Config, eval_dir: str | None, skip_reason: str | None) -> int:
+    """Upstream's --evaluate: the dev-test metrics and pictures, then the evaluation set's output.csv with the same
+    model and precision (kept when predict.py already made it from the same model), all in predictions/<id>/;
+    `skip_reason`: why there is no evaluation set to predict (from `check_before_tensorflow`)."""
+    from asc_tf.predict import predict_evaluation_set
+    from asc_tf.training.evaluation import evaluate_run
+
     result = evaluate_run(config)
     print(f"test/macro_avg_acc {result.metrics['test/macro_avg_acc']:.4f} (dev-test, float16 network; float32 "
           f"{result.metrics['val/macro_avg_acc']:.4f}), model {result.model_file}")
-    if has_eval_set:
+    if skip_reason is None:
         output = predict_evaluation_set(config, ckpt_id=str(config.ckpt_id), eval_dir=eval_dir, reuse=True,
-                                        progress=console.is_terminal())
+                                        progress=True)
         print(f"evaluation set predictions: {output}")
     else:
-        print(f"warning: evaluation set not found, output.csv not written ({reason})", file=sys.stderr)
+        print(f"warning: evaluation set not found, output.csv not written ({skip_reason})", file=sys.stderr)
     print(f"evaluation: {result.out_dir}")
     return 0
 
@@ -67,19 +81,20 @@ def main(argv: list[str] | None = None) -> int:
     if config.evaluate and not config.ckpt_id:
         print("error: --evaluate needs --ckpt_id RUN_ID", file=sys.stderr)
         return 2
+    from asc_tf.errors import USER_ERRORS  # light: nothing in it imports TensorFlow
+
     try:
-        config.check()  # before TensorFlow is imported and before any folder is made
-    except ConfigError as error:
+        skip_reason = check_before_tensorflow(config, args.eval_dir)  # and before any folder is made
+    except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     console.import_tensorflow()
-    from asc_tf.errors import USER_ERRORS
     from asc_tf.training.demo import demo_config
     from asc_tf.training.trainer import train
 
     try:
         if config.evaluate:
-            return evaluate(config, args.eval_dir)
+            return evaluate(config, args.eval_dir, skip_reason)
         if config.demo:
             config = demo_config(config)
         # a resumed run keeps its own W&B mode (a run made with --wandb disabled stays so) unless --wandb is given

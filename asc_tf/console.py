@@ -14,7 +14,7 @@ import os
 import sys
 import tempfile
 import warnings
-from typing import Any, Iterator, Optional, TextIO
+from typing import Any, Callable, Iterator, Optional, TextIO
 
 # Read by TensorFlow's C++ logging at import: 3 hides INFO, WARNING and ERROR lines (cuInit error 303,
 # "DT_HALF only on AVX-512"); the gRPC and glog variables do the same for the libraries TensorFlow links.
@@ -155,6 +155,66 @@ def import_tensorflow() -> Any:
 
             absl.logging.set_verbosity(absl.logging.ERROR)
     return tf
+
+
+def run_command(main: Callable[[], int]) -> int:
+    """A command's exit code; a reader that closes stdout early (`--json | head`) ends the command quietly with
+    128 + SIGPIPE, as a shell tool killed by SIGPIPE, instead of a BrokenPipeError traceback."""
+    try:
+        code = main()
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python flushes stdout again at exit: to nowhere now
+        return 128 + 13
+
+
+class _LineProgress:
+    """tqdm's `update`/`close` for a log file or a pipe: one line per tenth of the work (and at the end) instead
+    of a bar redrawn with carriage returns. Hand-written: tqdm redraws with `\r` into a file too (its `mininterval`
+    only thins the redraws), and its lines would bypass logging and so `--verbose`'s formatting."""
+
+    def __init__(self, total: int, desc: str, unit: str, initial: int = 0) -> None:
+        self.total, self.desc, self.unit, self.done = total, desc, unit, initial
+        self._next = self._step_after(initial)
+
+    def _step_after(self, done: int) -> int:
+        step = max(1, -(-self.total // 10))
+        return (done // step + 1) * step
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+        if self.done >= min(self._next, self.total):
+            logging.getLogger("asc_tf.progress").info("%s: %d/%d %s (%d %%)", self.desc, self.done, self.total,
+                                                      self.unit, 100 * self.done // max(self.total, 1))
+            self._next = self._step_after(self.done)
+
+    def close(self) -> None:
+        pass
+
+    def set_postfix(self, *args: Any, **kwargs: Any) -> None:
+        pass  # a bar's live figures; the lines carry counts only
+
+    def __enter__(self) -> "_LineProgress":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def progress(total: int, desc: str, unit: str = "it", initial: int = 0, enabled: bool = True) -> Any:
+    """Progress of long work: a tqdm bar on a terminal, a line per tenth elsewhere (logged, so hidden where logging
+    is), nothing when not `enabled`. Supports `update(n)`, `close()` and `with`."""
+    if not enabled or total <= 0:
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, disable=True)
+    if is_terminal():
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, initial=initial, unit=unit, desc=desc, dynamic_ncols=True)
+    return _LineProgress(total, desc, unit, initial)
 
 
 def is_terminal(stream: Optional[TextIO] = None) -> bool:

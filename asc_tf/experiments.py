@@ -10,12 +10,11 @@ Tables and pictures go to `<project_dir>/experiments/<experiment>.md|.png`.
 from __future__ import annotations
 
 import argparse
-import logging
-import os
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from asc_tf import console
 from asc_tf.config import add_arguments, from_args
 
 SPLITS = (5, 10, 25, 50, 100)  # as asc_tf.training.experiments.SPLITS (not imported: --help stays light)
@@ -45,10 +44,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.seeds < 1:
         print("error: --seeds must be at least 1", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if not args.verbose:
-        os.environ.setdefault("WANDB_SILENT", "true")
+    console.setup(args.verbose)  # our lines only; TensorFlow's, Keras' bars and W&B's banners with --verbose
     from asc_tf.errors import USER_ERRORS
+
+    console.import_tensorflow()
     from asc_tf.training import experiments
     from asc_tf.training.demo import demo_base, demo_config
     from asc_tf.training.trainer import train
@@ -60,7 +59,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         config = demo_config(config)
         configs = experiments.plan(args.experiment, config, range(args.seeds), sorted(set(args.splits)))
         runs = experiments.run_all(configs, None if args.report_only else (
-            lambda c: train(c, verbose=1 if args.verbose else 0, progress=args.verbose)))
+            lambda c: train(c, verbose=1 if args.verbose else 0)))
     except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
+from asc_tf import console
 from asc_tf.data.audio import AudioFileError, load_any_clip
-from asc_tf.data.meta import CLASSES, MetadataError, read_file_list
-from asc_tf.data.synthetic import EVAL_DIR_NAME
+from asc_tf.data.meta import CLASSES, EVAL_DIR_NAME, MetadataError, read_file_list
+from asc_tf.errors import PredictionError
 from asc_tf.io import atomic_write_json, staging_dir, temporary_prefix
 
 if TYPE_CHECKING:
@@ -31,10 +32,6 @@ log = logging.getLogger(__name__)
 
 EVAL_LIST = Path("evaluation_setup") / "fold1_test.csv"
 CLIP_SECONDS = 1.0
-
-
-class PredictionError(ValueError):
-    """A prediction cannot be made or written; the message names the file and what to do."""
 
 
 @dataclass(frozen=True)
@@ -120,21 +117,22 @@ def write_predictions(
     atomically; `predict_probabilities` maps waveforms `[B, samples]` to class probabilities `[B, 10]`.
     An existing output.csv is replaced with `overwrite`, kept with `reuse` when `info["output"]` records the
     same model, precision and evaluation set (train.py --evaluate after predict.py), else refused."""
-    from tqdm.auto import tqdm
-
     out_dir = Path(out_dir)
     if (out_dir / "output.csv").exists() and not overwrite:
         if reuse and _same_output(out_dir, info.get("output")):
-            log.info("%s was already predicted from the same model and evaluation set: kept", out_dir / "output.csv")
+            log.info("kept %s: it was predicted from the same model (sha256) and evaluation set (pass --overwrite "
+                     "to predict again)", out_dir / "output.csv")
             return out_dir / "output.csv"
-        raise PredictionError(f"{out_dir / 'output.csv'} exists: pass --overwrite to replace it")
+        refuse_existing_output(out_dir)
+    log.info("predicting %d clips of %s (%s)", len(evaluation.files), evaluation.root,
+             (info.get("output") or {}).get("precision", "as the model computes"))
     staging = staging_dir(out_dir)  # removes the staging folders of killed predictions first
     try:
         if out_dir.is_dir():  # keep what else is there (e.g. train.py --evaluate's reports)
             shutil.copytree(out_dir, staging, dirs_exist_ok=True)
         with open(staging / "output.csv", "w", encoding="utf-8", newline="") as handle:
             handle.write("\t".join(["filename", "scene_label", *CLASSES]) + "\n")
-            with tqdm(total=len(evaluation.files), unit="clip", desc="predicting", disable=not progress) as bar:
+            with console.progress(len(evaluation.files), "predicting", "clips", enabled=progress) as bar:
                 for names, waveforms in batches(evaluation, sample_rate, batch_size):
                     probabilities = np.asarray(predict_probabilities(waveforms), dtype=np.float64)
                     for name, row in zip(names, probabilities):
@@ -156,6 +154,32 @@ def write_predictions(
         shutil.rmtree(staging, ignore_errors=True)
     log.info("wrote %s (%d clips)", out_dir / "output.csv", len(evaluation.files))
     return out_dir / "output.csv"
+
+
+def refuse_existing_output(out_dir: Path, overwrite: bool = False) -> None:
+    """PredictionError when `out_dir` holds an output.csv that `overwrite` does not allow to replace."""
+    if (out_dir / "output.csv").exists() and not overwrite:
+        raise PredictionError(f"{out_dir / 'output.csv'} exists: pass --overwrite to replace it")
+
+
+def check_prediction(config: "Config", *, ckpt_id: Optional[str] = None, model_path: Optional[Path] = None,
+                     eval_dir: Optional[Path] = None, reuse: bool = False) -> None:
+    """The refusals of `predict_evaluation_set` for a run or a .keras file that need no model loaded (unknown run,
+    missing model file, no evaluation set, an output.csv to be replaced unless `reuse`): predict.py asks before
+    TensorFlow loads."""
+    from asc_tf.training.runs import model_run
+
+    if ckpt_id is not None:
+        run = model_run(config, ckpt_id)
+        dataset_dir, name = config.dataset_dir or run.load_config().dataset_dir, ckpt_id
+    else:
+        path = Path(str(model_path))
+        if not path.is_file():
+            raise PredictionError(f"{path}: model file not found")
+        dataset_dir, name = config.dataset_dir, path.stem
+    find_evaluation_set(eval_dir, dataset_dir)
+    if not reuse:
+        refuse_existing_output(Path(config.project_dir) / "predictions" / name, config.overwrite)
 
 
 def _read_info(path: Path) -> dict:
@@ -197,8 +221,8 @@ def _keras_source(config: "Config", ckpt_id: Optional[str], model_path: Optional
     predict as upstream's predict step: the network in float16 (`model.half()`), the front end in float32."""
     import asc_tf
     from asc_tf.complexity import complexity_rows, totals
-    from asc_tf.training.evaluation import float16_model, inference_model_file
-    from asc_tf.training.runs import load_checkpoint, open_run
+    from asc_tf.training.evaluation import float16_model
+    from asc_tf.training.runs import inference_model_file, load_checkpoint, open_run
 
     if ckpt_id is not None:
         run = open_run(config, ckpt_id)
@@ -213,8 +237,6 @@ def _keras_source(config: "Config", ckpt_id: Optional[str], model_path: Optional
         return (lambda w: softmax(np.asarray(forward(w), np.float32))), info, [model_file], ckpt_id, \
             config.replace(dataset_dir=config.dataset_dir or run_config.dataset_dir)
     path = Path(str(model_path))
-    if not path.is_file():
-        raise PredictionError(f"{path}: model file not found")
     try:
         model = asc_tf.load_model(path)
     except Exception as error:  # noqa: BLE001 (Keras raises many types for a foreign or damaged file)
@@ -228,11 +250,13 @@ def _keras_source(config: "Config", ckpt_id: Optional[str], model_path: Optional
 def _bundle_source(bundle_dir: Path) -> tuple[Callable[[np.ndarray], np.ndarray], dict, list[Path], str]:
     """(probabilities function, info, model files, prediction id) of an export bundle run by the edge runtime
     (numpy front end, the int8 or fp16 network under LiteRT): exactly what a device runs."""
-    from asc_tf.edge.bundle import MANIFEST
-    from asc_tf.edge.classifier import Classifier
+    from asc_tf.edge.bundle import MANIFEST, read_manifest
     from asc_tf.edge.errors import EdgeError
 
     try:
+        read_manifest(bundle_dir)  # a missing or damaged bundle is refused before scipy and LiteRT load
+        from asc_tf.edge.classifier import Classifier
+
         classifier = Classifier(bundle_dir, num_threads=None)
     except EdgeError as error:
         raise PredictionError(str(error)) from None
@@ -260,16 +284,16 @@ def predict_evaluation_set(config: "Config", *, ckpt_id: Optional[str] = None, m
         probabilities, info, files, name = _bundle_source(Path(bundle))
         precision = f"{info['precision']} network as exported, float32 front end (LiteRT)"
         if config.dataset_dir is None:  # the development set the bundle's run was trained on, if known
-            from asc_tf.export.source import run_config_near
+            from asc_tf.export.locate import run_config_near
 
             run_config = run_config_near(Path(info["source"]["checkpoint"]))
             config = config.replace(dataset_dir=run_config.dataset_dir if run_config else None)
     else:
+        check_prediction(config, ckpt_id=ckpt_id, model_path=model_path, eval_dir=eval_dir, reuse=reuse)
         probabilities, info, files, name, config = _keras_source(config, ckpt_id, model_path)
         precision = KERAS_PRECISION
     evaluation = find_evaluation_set(eval_dir, config.dataset_dir)
     info = {**info, "output": output_record(files[0], precision, evaluation)}
     out_dir = Path(config.project_dir) / "predictions" / name
-    log.info("predicting %d clips of %s (%s)", len(evaluation.files), evaluation.root, precision)
     return write_predictions(out_dir, evaluation, probabilities, info, files, batch_size=config.batch_size,
                              overwrite=config.overwrite, progress=progress, reuse=reuse)

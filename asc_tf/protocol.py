@@ -11,12 +11,12 @@ to <project_dir>/<project_name>/<group>.md. Every other flag is train.py's and a
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
+from asc_tf import console
 from asc_tf.config import Config, add_arguments, from_args
 from asc_tf.data.splits import SUBSETS
 
@@ -69,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "asc_tf instead of receiving this one")
     recipe = parser.add_argument_group("recipe (train.py's flags)")
     add_arguments(recipe, [f.name for f in fields(Config) if f.name not in EXCLUDED_FLAGS])
+    console.add_verbose_flag(parser)
     return parser
 
 
@@ -77,10 +78,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.seeds < 1:
         parser.error("--seeds must be at least 1")
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    console.setup(args.verbose)  # our lines only; TensorFlow's, Keras' bars and W&B's banners with --verbose
     config = from_args(args)
     splits = list(dict.fromkeys(args.splits))
     from asc_tf.errors import USER_ERRORS
+
+    try:
+        config.check()  # before TensorFlow loads
+    except USER_ERRORS as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    console.import_tensorflow()
     from asc_tf.training.fleet import FleetError, RayOptions, run_locally, run_on_ray
 
     specs = protocol_specs(config, splits, args.seeds, args.group)
@@ -90,7 +98,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                          cpus_per_run=args.cpus_per_run, max_retries=args.max_retries,
                                          ship_code=not args.no_ship_code))
         else:
-            run_locally(specs, threads=args.cpus_per_run)
+            run_locally(specs, threads=args.cpus_per_run, verbose=1 if args.verbose else 0)
         out = Path(config.project_dir).resolve() / config.project_name / f"{args.group}.md"
         text = results_table(specs, out)
     except (FleetError, *USER_ERRORS) as error:

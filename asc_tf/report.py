@@ -6,9 +6,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
 from asc_tf import console
+from asc_tf.config import add_arguments, from_args
 
 if TYPE_CHECKING:  # imported lazily below: `report` answers without TensorFlow
     from asc_tf.training.report import RunResult
@@ -19,7 +21,9 @@ log = logging.getLogger(__name__)
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m asc_tf.report", description=__doc__.split("\n")[0])
     parser.add_argument("runs", nargs="+", metavar="RUN", help="run directory, run id, or info.json file")
-    parser.add_argument("--project_dir", default="DCASE24_Task1", help="folder of the runs (default: DCASE24_Task1)")
+    add_arguments(parser, ["project_dir", "project_name"],
+                  helps={"project_dir": "where a RUN id is looked up: <project_dir>/<project_name>/<id>, as train.py "
+                                        "writes it, or <project_dir>/<id> (default: .)"})
     parser.add_argument("--out", default=None, help="also write the markdown to this file")
     return parser
 
@@ -44,11 +48,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Print (and optionally write) the aggregate tables; `error: ...` and exit code 2 for an unreadable run."""
     args = build_parser().parse_args(argv)
     console.setup(False)
+    config = from_args(args)
     from asc_tf.io import atomic_write_text
     from asc_tf.training.report import ReportError, aggregate_markdown, load_run
 
+    roots = (Path(config.project_dir) / config.project_name, Path(config.project_dir))  # as train.py, or a runs folder
+
+    def load(run: str):
+        root = next((r for r in roots if (r / run).is_dir()), roots[0])
+        return load_run(run, root)
+
     try:
-        text = aggregate_markdown(unique_runs([load_run(run, args.project_dir) for run in args.runs]))
+        text = aggregate_markdown(unique_runs([load(run) for run in args.runs]))
     except ReportError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -60,4 +71,4 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console.run_command(main))  # `--json | head` ends quietly

@@ -166,8 +166,8 @@ def read_torch_zip(path: Path) -> Any:
             names = set(archive.namelist())
             byteorder = archive.read(f"{prefix}byteorder").decode().strip() if f"{prefix}byteorder" in names else "little"
             return _RestrictedUnpickler(archive.read(pkl[0]), archive, prefix, byteorder).load()
-    except CheckpointError:
-        raise
+    except CheckpointError as error:  # raised inside the unpickler, which does not know the file
+        raise CheckpointError(str(error) if str(error).startswith(str(path)) else f"{path}: {error}") from None
     except (zipfile.BadZipFile, pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError,
             AttributeError, KeyError) as err:
         raise CheckpointError(f"{path}: unreadable checkpoint ({type(err).__name__}: {err})") from err
@@ -275,17 +275,32 @@ def load_upstream_weights(model: keras.Model, state: dict[str, np.ndarray]) -> N
         var.assign(value.astype(var.dtype))
 
 
-def import_checkpoint(src: str | Path, out: str | Path, config: Optional[Config] = None) -> keras.Model:
-    """Build the model of `config`, load upstream weights from `src`, save it as `.keras` at `out`."""
+def check_out(out: str | Path, overwrite: bool = False) -> Path:
+    """The `.keras` path to write: refused when it has another suffix or exists and `overwrite` is not given."""
     out = Path(out)
     if out.suffix != ".keras":
-        raise ValueError(f"--out must end in .keras, got {out}")
-    from asc_tf.model import build_model
+        raise CheckpointError(f"--out must end in .keras, got {out}")
+    if out.exists() and not overwrite:
+        raise CheckpointError(f"{out} exists: pass --overwrite to replace it")
+    return out
 
+
+def import_checkpoint(src: str | Path, out: str | Path, config: Optional[Config] = None,
+                      state: Optional[dict[str, np.ndarray]] = None, overwrite: bool = False) -> keras.Model:
+    """Build the model of `config`, load upstream weights from `src` (or `state`, already read from it), save it
+    as `.keras` at `out` (atomically; an existing file only with `overwrite`)."""
+    from asc_tf.model import build_model
+    from asc_tf.training.runs import save_atomic
+
+    out = check_out(out, overwrite)
+    state = read_state_dict(src) if state is None else state
     model = build_model(config)
-    load_upstream_weights(model, read_state_dict(src))
+    try:
+        load_upstream_weights(model, state)
+    except CheckpointError as error:
+        raise CheckpointError(f"{src}: {error}") from None
     out.parent.mkdir(parents=True, exist_ok=True)
-    model.save(out)
+    save_atomic(model, out)
     log.info("wrote %s", out)
     return model
 
@@ -294,13 +309,16 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m asc_tf.torch_import", description=__doc__.split("\n\n")[0])
     parser.add_argument("src", help="upstream .ckpt (Lightning), .pt (state_dict) or .npz (upstream names)")
     parser.add_argument("--out", required=True, help="the .keras file to write")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     add_arguments(parser, MODEL_FLAGS)
     console.add_verbose_flag(parser)
     args = parser.parse_args(argv)
     console.setup(args.verbose)
-    console.import_tensorflow()
-    try:
-        import_checkpoint(args.src, args.out, from_args(args))
+    try:  # the file is read (numpy only) before TensorFlow loads: a wrong or missing file is refused in a second
+        check_out(args.out, args.overwrite)
+        state = read_state_dict(args.src)
+        console.import_tensorflow()
+        import_checkpoint(args.src, args.out, from_args(args), state=state, overwrite=args.overwrite)
     except (CheckpointError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -55,6 +55,39 @@ def test_help_never_imports_tensorflow(script, module):
     assert "tensorflow" not in result["heavy"] and "keras" not in result["heavy"], result["heavy"]
 
 
+def test_errors_module_is_light():
+    """asc_tf.errors gathers every user error type; importing it must not load TensorFlow or Keras (it is what lets
+    a command refuse bad input before they load)."""
+    result = run_light(["x"], module="asc_tf.errors")
+    assert result["heavy"] == [], result["heavy"]
+
+
+def test_refusals_come_before_tensorflow(tmp_path):
+    """Every refusal bench/refusals.py times (unknown run, missing checkpoint or model, existing bundle or --out):
+    one line naming what to fix, exit code 2, and TensorFlow never imported (an import check, not a timing)."""
+    from bench.refusals import make_project, refusal_cases
+
+    make_project(tmp_path)
+    for name, argv, expected in refusal_cases(tmp_path):
+        module, script, rest = (argv[1], None, argv[2:]) if argv[0] == "-m" else (None, argv[0], argv[1:])
+        result = run_light(rest, script=script, module=module, cwd=tmp_path)
+        assert result["code"] == 2 and result["out"] == "", (name, result)
+        assert len(result["err"].splitlines()) == 1 and expected in result["err"], (name, result["err"])
+        assert "tensorflow" not in result["heavy"] and "keras" not in result["heavy"], (name, result["heavy"])
+    assert not (tmp_path / "project" / "predictions").exists()  # a refusal leaves no folder behind
+
+
+def test_predict_tflite_never_imports_tensorflow(int8_export, synthetic_root, tmp_path):
+    """predict.py --tflite runs an export bundle under LiteRT: the whole prediction, not only its refusals, without
+    TensorFlow or Keras."""
+    from asc_tf.data.synthetic import EVAL_DIR_NAME
+
+    result = run_light(["--tflite", str(int8_export.path), "--eval_dir", str(synthetic_root / EVAL_DIR_NAME),
+                        "--project_dir", str(tmp_path)], script="predict.py", cwd=tmp_path)
+    assert result["code"] == 0 and result["out"].startswith("predictions: "), result
+    assert "tensorflow" not in result["heavy"] and "keras" not in result["heavy"], result["heavy"]
+
+
 def test_tflite_audit_and_report_never_import_tensorflow(int8_export, tmp_path):
     network = int8_export.path / int8_export.manifest["files"]["network"]["path"]
     audit = run_light([str(network)], module="asc_tf.complexity")
@@ -190,3 +223,60 @@ def test_converter_and_litert_lines_hidden(capfd):
     out, err = capfd.readouterr()
     for marker in TF_LINES:
         assert marker not in out + err, marker
+
+
+def _another_value(action, default) -> list[str]:
+    """Command-line words giving the flag of `action` a value other than `default` (its Config default)."""
+    flag = action.option_strings[0]
+    if action.nargs == 0:  # store_true
+        return [flag]
+    if action.choices:
+        return [flag, str(next(c for c in action.choices if c != default))]
+    if action.nargs == "+":
+        return [flag, *(str(v + 1) for v in default)]
+    if action.type is int:
+        return [flag, str((default or 0) + 1)]
+    if action.type is float:
+        return [flag, str((default or 0.0) * 0.5 + 0.25)]
+    return [flag, "changed"]
+
+
+@pytest.mark.parametrize("command", ["protocol", "experiments"])
+def test_every_recipe_flag_offered_reaches_every_run(command, tmp_path, monkeypatch):
+    """A flag that protocol or experiments offers changes the configuration of every run it makes (a flag the
+    command sets itself per run, like --subset, must not be offered: it would be silently ignored)."""
+    from dataclasses import fields
+
+    from asc_tf.config import from_args
+
+    monkeypatch.chdir(tmp_path)
+    if command == "protocol":
+        from asc_tf.protocol import build_parser, protocol_specs
+
+        def runs(args):
+            return [spec.config for spec in protocol_specs(from_args(args), [100, 50], 2, "g")]
+    else:
+        from asc_tf.experiments import build_parser
+        from asc_tf.training import experiments
+        from asc_tf.training.demo import demo_base
+
+        def runs(args):
+            return experiments.plan("data_efficiency", from_args(args, base=demo_base()), range(2), [100, 50])
+    parser = build_parser()
+    defaults = {f.name: f.default for f in fields(Config)}
+    offered = [a for a in parser._actions if a.dest in defaults and a.option_strings]
+    assert len(offered) >= 10
+    paths = ("project_dir", "dataset_dir", "tfrecords_dir", "split_dir")
+    for action in offered:
+        args = parser.parse_args((["data_efficiency"] if command == "experiments" else [])
+                                 + _another_value(action, defaults[action.dest]))
+        wanted = getattr(args, action.dest)
+        wanted = tuple(wanted) if isinstance(wanted, list) else wanted
+        if command == "protocol" and action.dest == "seed":  # the first of --seeds consecutive seeds
+            assert {config.seed for config in runs(args)} == {wanted, wanted + 1}
+            continue
+        for config in runs(args):
+            value = getattr(config, action.dest)
+            if action.dest in paths:
+                value, wanted = Path(value).resolve(), Path(wanted).resolve()
+            assert value == wanted, (command, action.dest, value, wanted)

@@ -206,3 +206,85 @@ def test_a_front_end_that_fails_to_build_is_not_blamed_on_the_manifest(int8_expo
     monkeypatch.setattr(frontend.MelBands, "from_dense", staticmethod(refuse))
     with pytest.raises(TypeError, match="Cannot cast array data"):
         Classifier(int8_export.path)
+
+
+@pytest.mark.parametrize("case", ["truncated", "empty"])
+def test_conversion_and_edge_word_a_bad_wav_alike(tmp_path, case):
+    """One wording for a truncated or empty WAV, whether the conversion (load_clip) or the edge runtime reads it."""
+    from asc_tf.data.audio import AudioFileError, load_clip
+    from asc_tf.edge.audio import read_clips
+    from asc_tf.edge.errors import EdgeError
+
+    path = tmp_path / f"{case}.wav"
+    sf.write(str(path), np.zeros(44100 if case == "truncated" else 0), 44100, subtype="PCM_24")
+    if case == "truncated":
+        path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(AudioFileError) as conversion:
+        load_clip(path, 44100, 32000)
+    with pytest.raises(EdgeError) as edge:
+        read_clips(path, 32000, 32000)
+    assert str(conversion.value) == str(edge.value)
+    assert str(edge.value).startswith(f"{path}: " + ("truncated: the data chunk needs" if case == "truncated"
+                                                     else "empty: no samples"))
+
+
+def test_firmware_clips_from_a_dataset_clip(tmp_path):
+    """`python -m asc_tf.edge.audio IN --out DIR`: a 44.1 kHz 24-bit clip (1.5 s) becomes one 16-bit 32 kHz mono
+    clip of 32,000 samples, the edge runtime's clip rounded to int16; the dropped half second is a warning; an
+    existing clip is refused (exit 2) unless --overwrite."""
+    from asc_tf.edge.audio import read_clips, to_pcm16
+
+    rng = np.random.default_rng(0)
+    source = tmp_path / "street-lyon-1-a.wav"
+    sf.write(str(source), rng.uniform(-0.5, 0.5, 66150), 44100, subtype="PCM_24")
+    command = [sys.executable, "-m", "asc_tf.edge.audio", str(source), "--out", str(tmp_path / "fw")]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"1 clip(s) in {tmp_path / 'fw'}: street-lyon-1-a.wav"
+    assert done.stderr.startswith("warning: ") and "were not classified" in done.stderr
+    pcm, rate = sf.read(str(tmp_path / "fw" / "street-lyon-1-a.wav"), dtype="int16")
+    info = sf.info(str(tmp_path / "fw" / "street-lyon-1-a.wav"))
+    assert (rate, info.channels, info.subtype, pcm.shape) == (32000, 1, "PCM_16", (32000,))
+    np.testing.assert_array_equal(pcm, to_pcm16(read_clips(source, 32000, 32000)[0]))
+    again = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert again.returncode == 2 and again.stderr.startswith("error: ") and "pass --overwrite" in again.stderr
+    assert again.stderr.count("\n") == 1
+    assert subprocess.run([*command, "--overwrite"], capture_output=True, env=env, timeout=300).returncode == 0
+
+
+def test_garbage_network_with_its_hash_updated_is_one_line(int8_export, tmp_path, capsys):
+    """A network file replaced by garbage together with its size and sha256 in the manifest passes the manifest's
+    check; LiteRT's refusal is one line naming the file, exit code 2, not a traceback."""
+    import hashlib
+    import shutil
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(int8_export.path, bundle)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    network = bundle / manifest["files"]["network"]["path"]
+    network.write_bytes(b"not a flatbuffer " * 64)
+    manifest["files"]["network"].update(bytes=network.stat().st_size,
+                                        sha256=hashlib.sha256(network.read_bytes()).hexdigest())
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    wav = tmp_path / "clip.wav"
+    sf.write(str(wav), np.zeros(32000), 32000, subtype="PCM_16")
+    assert edge_main([str(bundle), str(wav)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {network}: not a model LiteRT can load"), err
+
+
+def test_a_rate_pair_without_common_divisor_is_refused_not_killed(tmp_path):
+    """32000 -> 32001 Hz (e.g. an edited manifest's sample_rate) would design an 8 GB kernel and get the process
+    killed; it is one error naming the file and the rates, from the edge runtime and from the data readers."""
+    from asc_tf.data.audio import AudioFileError, load_any_clip
+    from asc_tf.edge.audio import read_clips
+    from asc_tf.edge.errors import EdgeError
+
+    path = tmp_path / "clip.wav"
+    sf.write(str(path), np.zeros(32000), 32000, subtype="PCM_16")
+    with pytest.raises(EdgeError, match=f"^{path}: resampling 32000 Hz to 32001 Hz needs a 32,001 x"):
+        read_clips(path, 32001, 32001)
+    with pytest.raises(AudioFileError, match=f"^{path}: resampling 32000 Hz to 32001 Hz"):
+        load_any_clip(path, 32001)
+    assert read_clips(path, 44100, 44100)[0].shape == (44100,)  # a usual pair still resamples

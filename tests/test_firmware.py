@@ -31,19 +31,14 @@ def clips(synthetic_root, tmp_path_factory):
     """The first N_CLIPS evaluation clips, resampled to 32 kHz (the project's resampler) and stored as the
     firmware reads them, 16-bit PCM WAV; with the float waveform those int16 samples mean."""
     from asc_tf.data.synthetic import EVAL_DIR_NAME
-    from asc_tf.edge.audio import read_clips
+    from asc_tf.edge.audio import firmware_clip_files
 
     out = tmp_path_factory.mktemp("fw_clips")
     sources = sorted((synthetic_root / EVAL_DIR_NAME / "audio").glob("*.wav"), key=lambda p: int(p.stem))[:N_CLIPS]
     assert len(sources) == N_CLIPS, f"the synthetic evaluation set has {len(sources)} clips, fewer than {N_CLIPS}"
-    paths, waves = [], []
-    for source in sources:
-        clip = read_clips(source, 32000, 32000)[0]
-        pcm = np.clip(np.round(clip * 32768.0), -32768, 32767).astype(np.int16)
-        path = out / f"{source.stem}.wav"
-        sf.write(str(path), pcm, 32000, subtype="PCM_16", format="WAV")
-        paths.append(path)
-        waves.append(pcm.astype(np.float32) / np.float32(32768.0))
+    paths = firmware_clip_files(sources, out)  # what `python -m asc_tf.edge.audio SOURCES --out DIR` writes
+    assert [p.name for p in paths] == [s.name for s in sources]
+    waves = [sf.read(str(path), dtype="int16")[0].astype(np.float32) / np.float32(32768.0) for path in paths]
     return paths, np.stack(waves), sources
 
 

@@ -162,9 +162,13 @@ def test_evaluate_after_predict_keeps_its_output_and_adds_the_dev_test_report(tr
     assert predict_script.main(["--ckpt_id", run_id, "--project_dir", str(project)]) == 0
     out_dir = project / "predictions" / run_id
     predicted = (out_dir / "output.csv").read_bytes()
+    capsys.readouterr()  # predict.py's own lines
     assert train_script.main(["--evaluate", "--ckpt_id", run_id, "--project_dir", str(project)]) == 0
-    printed = capsys.readouterr().out
-    assert f"evaluation set predictions: {out_dir / 'output.csv'}" in printed
+    captured = capsys.readouterr()
+    assert f"evaluation set predictions: {out_dir / 'output.csv'}" in captured.out
+    # it says it kept the file, and why; it does not announce a prediction it then skips
+    assert f"kept {out_dir / 'output.csv'}: it was predicted from the same model" in captured.err
+    assert "predicting" not in captured.err
     assert (out_dir / "output.csv").read_bytes() == predicted  # kept, not recomputed nor refused
     for name in ("results.md", "device_accuracy.png", "confusion_matrix.png", "model.keras"):
         assert (out_dir / name).is_file(), name
@@ -178,6 +182,22 @@ def test_evaluate_after_predict_keeps_its_output_and_adds_the_dev_test_report(tr
     assert "results.md exists" in capsys.readouterr().err
     assert predict_script.main(["--ckpt_id", run_id, "--project_dir", str(project)]) == 2
     assert "output.csv exists: pass --overwrite" in capsys.readouterr().err
+
+
+def test_a_failed_evaluation_leaves_no_predictions_folder(trained_run, tmp_path, capsys):
+    """--evaluate of a run whose dataset is gone fails in one line and leaves no empty predictions/<id>/."""
+    import train as train_script
+
+    project = tmp_path / "project"
+    run_dir = project / "DCASE24_Task1" / trained_run.run.run_id
+    shutil.copytree(trained_run.run.path, run_dir, ignore=shutil.ignore_patterns("wandb"))
+    config = json.loads((run_dir / "config.json").read_text())
+    config.update(dataset_dir=str(tmp_path / "gone"), tfrecords_dir=str(tmp_path / "no_tfrecords"))
+    (run_dir / "config.json").write_text(json.dumps(config))
+    assert train_script.main(["--evaluate", "--ckpt_id", trained_run.run.run_id, "--project_dir", str(project)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert [line for line in err if line.startswith("error: ")] == err[-1:] and str(tmp_path / "gone") in err[-1], err
+    assert not (project / "predictions" / trained_run.run.run_id).exists()
 
 
 def test_evaluate_alone_writes_upstreams_output_csv(trained_run, tmp_path, synthetic_root):

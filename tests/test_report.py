@@ -178,3 +178,12 @@ def test_unknown_run_id(tmp_path, capsys):
     assert report_cli.main(["nope", "--project_dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: run 'nope' not found") and "\n" not in err
+
+
+def test_run_ids_under_project_dir_as_train_py_writes_them(tmp_path, capsys):
+    """`--project_dir` means what it means for train.py (runs in <project_dir>/<project_name>/<id>)."""
+    make_runs(tmp_path / "DCASE24_Task1")
+    assert report_cli.main(["run0", "run1", "run2", "--project_dir", str(tmp_path)]) == 0
+    assert "| 25% | 3 |" in capsys.readouterr().out
+    assert report_cli.main(["run0", "--project_dir", str(tmp_path), "--project_name", "other"]) == 2
+    assert "run 'run0' not found" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -12,7 +13,7 @@ import pytest
 from asc_tf.data import synthetic
 from asc_tf.data.meta import CLASSES
 from asc_tf.score import main
-from asc_tf.scoring import ScoringError, score_files
+from asc_tf.score import ScoringError, score_files
 
 
 def _output_csv(path, names, predicted):
@@ -92,3 +93,16 @@ def test_missing_file_and_scoring_does_not_import_tensorflow():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.split() == ["2", "False", "False"], result.stderr
     assert "nope.csv: file not found" in result.stderr
+
+
+def test_json_into_a_closed_pipe_ends_quietly(labels, tmp_path):
+    """`python -m asc_tf.score ... --json | head -1`: the reader goes away before the output is written; the
+    command ends with 128 + SIGPIPE like a shell tool, and no BrokenPipeError traceback."""
+    truth = pd.read_csv(labels, sep="\t")
+    out = _output_csv(tmp_path / "output.csv", truth["filename"], truth["scene_label"])
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the command writes
+    with os.fdopen(write, "wb") as stdout:
+        result = subprocess.run([sys.executable, "-m", "asc_tf.score", str(out), str(labels), "--json"],
+                                stdout=stdout, stderr=subprocess.PIPE, text=True)
+    assert result.stderr == "" and result.returncode == 141, result.stderr

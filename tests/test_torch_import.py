@@ -10,6 +10,7 @@ import collections
 import io
 import pickle
 import sys
+import re
 import types
 import zipfile
 from pathlib import Path
@@ -225,14 +226,30 @@ def test_corrupt_files(golden, tmp_path):
         for name in src.namelist():
             data = src.read(name)
             dst.writestr(name, data[: len(data) // 2] if name.endswith(("data.pkl", "data/0")) else data)
-    with pytest.raises(CheckpointError):
+    with pytest.raises(CheckpointError, match=f"^{re.escape(str(truncated))}: "):
         read_state_dict(truncated)
     bad_npz = tmp_path / "bad.npz"
     bad_npz.write_bytes(b"PK\x03\x04garbage")
-    with pytest.raises(CheckpointError):
+    with pytest.raises(CheckpointError, match=f"^{re.escape(str(bad_npz))}: "):
         read_state_dict(bad_npz)
     with pytest.raises(CheckpointError, match="unknown extension"):
         read_state_dict(tmp_path / "weights.h5")
+
+
+def test_hostile_archive_is_refused_naming_the_file(tmp_path):
+    """A zip whose data.pkl asks the unpickler for something no torch.save writes (here a persistent id that is
+    not a storage): refused by the restricted unpickler, in one line naming the file."""
+    class Hostile(pickle.Pickler):
+        def persistent_id(self, obj):
+            return ("os.system", "echo pwned") if isinstance(obj, bytes) else None
+
+    buffer = io.BytesIO()
+    Hostile(buffer, protocol=2).dump({"in_c.0.0.weight": b"x"})
+    path = tmp_path / "hostile.pt"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("hostile/data.pkl", buffer.getvalue())
+    with pytest.raises(CheckpointError, match=f"^{re.escape(str(path))}: unsupported persistent id"):
+        read_state_dict(path)
 
 
 def test_failed_load_leaves_model_unchanged(golden):

@@ -7,12 +7,14 @@ from __future__ import annotations
 from asc_tf._lazy import lazy_getattr
 
 _SOURCES = {
-    "asc_tf.data.audio": ("AudioFileError", "load_any_clip", "load_clip", "read_wav"),
-    "asc_tf.data.convert": ("ConversionError", "StaleShardsError", "convert_dataset", "converted_dir"),
-    "asc_tf.data.meta": ("CLASSES", "DEVICE_GROUPS", "DEVICES", "MetadataError", "device_from_filename",
+    "asc_tf.data.audio": ("load_any_clip", "load_clip", "read_wav"),
+    "asc_tf.data.convert": ("convert_dataset", "converted_dir"),
+    "asc_tf.data.meta": ("CLASSES", "DEVICE_GROUPS", "DEVICES", "device_from_filename",
                          "read_file_list", "read_meta"),
-    "asc_tf.data.pipeline": ("ShardError", "load_manifest", "make_dataset", "steps_per_epoch"),
-    "asc_tf.data.splits": ("SUBSETS", "SplitFilesMissing", "ensure_split_files", "load_splits",
+    "asc_tf.data.errors": ("ShardError", "AudioFileError", "ConversionError", "StaleShardsError", "MetadataError",
+                           "SplitFilesMissing"),
+    "asc_tf.data.pipeline": ("load_manifest", "make_dataset", "steps_per_epoch"),
+    "asc_tf.data.splits": ("SUBSETS", "ensure_split_files", "load_splits",
                            "resolve_split_dir", "split_name", "tiers_of"),
 }
 _WHERE = {name: module for module, names in _SOURCES.items() for name in names}

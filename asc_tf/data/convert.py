@@ -32,8 +32,10 @@ from typing import Iterator, Optional
 import numpy as np
 import pandas as pd
 
+from asc_tf import console
 from asc_tf.config import Config, add_arguments, from_args
 from asc_tf.data.audio import AudioFileError, load_clip
+from asc_tf.data.errors import ConversionError, MissingAudioError, StaleShardsError
 from asc_tf.data.meta import CLASSES, DEVICES, MetadataError, read_meta
 from asc_tf.data.splits import (SPLITS, TIERS, SplitFilesMissing, ensure_split_files, load_splits,
                                 resolve_split_dir, tier_files, tiers_of)
@@ -48,18 +50,6 @@ PROGRESS = "conversion.json"
 SKIPPED = "skipped.csv"
 INT16_SCALE = 32767.0
 CLIP_SECONDS = 1.0
-
-
-class ConversionError(RuntimeError):
-    """The conversion cannot go on; the message says what to fix."""
-
-
-class StaleShardsError(ConversionError):
-    """The output folder holds shards converted from another source or with other settings."""
-
-
-class MissingAudioError(ConversionError):
-    """Clips listed in meta.csv are not on disk."""
 
 
 def reconvert_command(shards_dir: str | Path, dataset_dir: Optional[str] = None) -> str:
@@ -230,8 +220,6 @@ def convert_dataset(config: Config, *, progress: bool = True, max_new_shards: Op
     with `verify`); a damaged shard is reconverted alone and named in a warning. Interrupted earlier: resumes.
     `max_new_shards` stops after writing that many shards (incremental conversion; used by tests).
     """
-    from tqdm.auto import tqdm
-
     dataset_dir = Path(config.dataset_dir or "")
     if not config.dataset_dir or not (dataset_dir / "meta.csv").is_file():
         raise ConversionError(
@@ -272,8 +260,10 @@ def convert_dataset(config: Config, *, progress: bool = True, max_new_shards: Op
         todo = [job for job in jobs if job.name not in done]
         if max_new_shards is not None:
             todo = todo[:max_new_shards]
-        bar = tqdm(total=len(all_files), initial=sum(len(j.filenames) for j in jobs if j.name in done),
-                   unit="clip", desc=f"converting {dataset_dir.name}", disable=not progress)
+        bar = console.progress(len(all_files), f"converting {dataset_dir.name}", "clips",
+                               initial=sum(len(j.filenames) for j in jobs if j.name in done), enabled=progress)
+        if todo:
+            console.import_tensorflow()  # the shard writer: its start-up lines hidden unless --verbose
         try:
             for job, (encoded, bad) in _run_jobs(todo, config):
                 if bad and not config.skip_bad:
@@ -436,8 +426,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                            "clips_per_shard", "num_workers", "orig_sample_rate", "sample_rate", "skip_bad", "overwrite"])
     parser.add_argument("--verify", action="store_true",
                         help="check every shard's sha256 (not only its size) and reconvert the damaged ones")
+    console.add_verbose_flag(parser)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    console.setup(args.verbose)
     config = from_args(args)
     try:
         out = convert_dataset(config, verify=args.verify)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas loads with the first table read: refusals before it stay quick
+    import pandas as pd
 
+from asc_tf.data.errors import MetadataError
 from asc_tf.io import atomic_write_text
 
 # Upstream's LabelEncoder order (alphabetical) of scene_label.
@@ -24,10 +26,8 @@ DEVICE_GROUPS: dict[str, str] = {
     "s4": "unseen", "s5": "unseen", "s6": "unseen",
 }
 META_COLUMNS: tuple[str, ...] = ("filename", "scene_label", "identifier", "source_label")
-
-
-class MetadataError(ValueError):
-    """A malformed metadata or split file; the message names the file and line."""
+DEV_DIR_NAME = "TAU-urban-acoustic-scenes-2022-mobile-development"  # upstream's folder names
+EVAL_DIR_NAME = "TAU-urban-acoustic-scenes-2024-mobile-evaluation"
 
 
 def device_from_filename(filename: str) -> str:
@@ -76,6 +76,8 @@ def read_tsv(path: str | Path, required: Sequence[str]) -> pd.DataFrame:
             raise MetadataError(f"{path} line {line_no}: empty value in column(s) {empty}")
         record["_line"] = line_no
         records.append(record)
+    import pandas as pd
+
     return pd.DataFrame.from_records(records, columns=[*header, "_line"])
 
 

@@ -17,16 +17,13 @@ import numpy as np
 import tensorflow as tf
 
 from asc_tf.config import Config
+from asc_tf.data.errors import ShardError
 from asc_tf.data.convert import FORMAT, INT16_SCALE, MANIFEST, damaged_shards, missing_or_damaged, reconvert_command
 from asc_tf.data.splits import split_name, tiers_of
 
 log = logging.getLogger(__name__)
 
 _DTYPES = {"float16": tf.float16, "float32": tf.float32, "int16": tf.int16}
-
-
-class ShardError(RuntimeError):
-    """Converted shards are missing, incomplete or corrupt; the message names them."""
 
 
 def load_manifest(shards_dir: str | Path) -> dict:

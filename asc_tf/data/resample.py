@@ -23,6 +23,14 @@ PHASES_PER_BLOCK = 32
 # Each product stays below OpenBLAS's single-thread limit (m * n * k <= 65536 * 4): BLAS threads would
 # busy-wait against conversion workers (one process per core), and a clip is too small to share.
 MAX_PRODUCT = 250_000
+# The dense kernel upstream builds (float64 while designed) for a pair of rates with a small common divisor grows
+# as new * orig: 32000 -> 32001 Hz would need 8 GB and get the process killed. 2**26 elements (512 MiB) is far above
+# every usual pair (44100 -> 32000: 320 x 473) and refuses the absurd ones with a message instead.
+MAX_KERNEL_ELEMENTS = 2 ** 26
+
+
+class RateError(ValueError):
+    """A pair of sample rates whose resampling kernel would not fit in memory."""
 
 
 @functools.lru_cache(maxsize=8)
@@ -85,6 +93,11 @@ def resample(waveform: np.ndarray, orig_sr: int, new_sr: int) -> np.ndarray:
         return x.copy()
     gcd = math.gcd(int(orig_sr), int(new_sr))
     orig, new = int(orig_sr) // gcd, int(new_sr) // gcd
+    columns = orig + 2 * math.ceil(LOWPASS_FILTER_WIDTH * orig / (min(orig, new) * ROLLOFF))
+    if new * columns > MAX_KERNEL_ELEMENTS:
+        raise RateError(f"resampling {orig_sr} Hz to {new_sr} Hz needs a {new:,} x {columns:,} polyphase kernel "
+                        f"({new * columns * 8 / 2 ** 30:.1f} GiB while designed): use rates with a larger common "
+                        "divisor (e.g. 16000, 32000, 44100 or 48000 Hz)")
     blocks, width, taps = banded_kernel(orig, new)
     lead_shape, length = x.shape[:-1], x.shape[-1]
     flat = x.reshape(-1, length)

@@ -6,10 +6,12 @@ import logging
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
+from asc_tf.data.errors import SplitFilesMissing
 from asc_tf.data.meta import MetadataError, read_file_list
 from asc_tf.io import atomic_write_bytes
 
@@ -21,10 +23,6 @@ SPLITS: tuple[str, ...] = (*TRAIN_SPLITS, "test")
 # Storage tiers: tier N holds the clips of split N that no smaller split has; split N = tiers up to N.
 TIERS: tuple[str, ...] = (*(f"tier{n:03d}" for n in SUBSETS), "test")
 DOWNLOAD_TIMEOUT_S = 30
-
-
-class SplitFilesMissing(FileNotFoundError):
-    """A split file is absent and could not be downloaded."""
 
 
 def split_name(subset_or_name: int | str) -> str:

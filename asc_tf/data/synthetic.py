@@ -34,14 +34,13 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from asc_tf.data.meta import CITIES, CLASSES, DEVICES
+from asc_tf import console
+from asc_tf.data.meta import CITIES, CLASSES, DEV_DIR_NAME, DEVICES, EVAL_DIR_NAME
 from asc_tf.data.splits import SUBSETS
 from asc_tf.io import atomic_path, atomic_write_text, exclusive_lock, lock_path, staging_dir
 
 log = logging.getLogger(__name__)
 
-DEV_DIR_NAME = "TAU-urban-acoustic-scenes-2022-mobile-development"
-EVAL_DIR_NAME = "TAU-urban-acoustic-scenes-2024-mobile-evaluation"
 EVAL_LABELS_NAME = "synthetic-evaluation-labels.csv"
 DESCRIPTION_NAME = "synthetic.json"  # how the dataset was made: seed, size, difficulty
 SAMPLE_RATE = 44100
@@ -462,7 +461,10 @@ def _write_dataset(out: Path, size_spec: "Size | TauCounts", seed: int, difficul
             results = pool.map(_write_recording, jobs, chunksize=4)
         else:
             results = map(_write_recording, jobs)
+        total = sum(len(recording.devices) * size_spec.clips_per_segment for recording in recordings)
+        bar = stack.enter_context(console.progress(total, f"making the synthetic dataset ({difficulty})", "clips"))
         for recording, rows in zip(recordings, results):
+            bar.update(len(rows))
             if recording.part == "eval":
                 eval_rows += rows
                 continue

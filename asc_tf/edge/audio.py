@@ -2,19 +2,23 @@
 
 Audio is classified in whole clips (1 s). A remainder shorter than a clip is not classified and a warning
 names the file (or the stream) and the length dropped; input without one whole clip is an EdgeError.
+
+    python -m asc_tf.edge.audio IN.wav... --out DIR   the clips the firmware reads, from dataset clips or any
+                                                     mono file: 16-bit PCM, 32 kHz, 32,000 samples per file
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
-import struct
+import sys
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Iterator, Optional, Sequence
 
 import numpy as np
 
 from asc_tf.data.audio import AudioFileError, read_wav
-from asc_tf.data.resample import resample
+from asc_tf.data.resample import RateError, resample
 from asc_tf.edge.errors import EdgeError
 
 log = logging.getLogger(__name__)
@@ -22,39 +26,17 @@ log = logging.getLogger(__name__)
 PCM_SCALE = 32768.0  # int16 full scale, as soundfile reads 16-bit PCM
 
 
-def wav_truncation(path: Path) -> str | None:
-    """Why a RIFF/WAVE file is truncated (its data chunk claims more bytes than the file has), else None.
-
-    Hand-written because libsndfile reads a truncated WAV silently, returning the samples that are there.
-    """
-    with open(path, "rb") as handle:
-        head = handle.read(12)
-        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-            return None  # not a WAV: soundfile decides
-        size = path.stat().st_size
-        position = 12
-        while position + 8 <= size:
-            handle.seek(position)
-            chunk, length = struct.unpack("<4sI", handle.read(8))
-            if chunk == b"data":
-                missing = position + 8 + length - size
-                return f"truncated: the data chunk needs {missing:,} more bytes" if missing > 0 else None
-            position += 8 + length + (length & 1)
-        return "truncated: no complete data chunk"
-
-
 def read_clips(path: str | Path, sample_rate: int, clip_samples: int) -> list[np.ndarray]:
     """A mono audio file resampled to `sample_rate` (the project's resampler) and cut into whole clips."""
     path = Path(path)
-    if path.is_file():
-        problem = wav_truncation(path)
-        if problem:
-            raise EdgeError(f"{path}: {problem}")
-    try:
+    try:  # truncated and empty files are worded as the conversion words them (asc_tf.data.audio.read_wav)
         waveform, rate = read_wav(path)
     except AudioFileError as error:
         raise EdgeError(str(error)) from None
-    waveform = resample(waveform, rate, sample_rate)
+    try:
+        waveform = resample(waveform, rate, sample_rate)
+    except RateError as error:
+        raise EdgeError(f"{path}: {error}") from None
     if waveform.shape[0] < clip_samples:
         raise EdgeError(f"{path}: {waveform.shape[0] / sample_rate:g} s long, shorter than one clip "
                         f"({clip_samples / sample_rate:g} s): nothing to classify")
@@ -94,3 +76,65 @@ def pcm_clips(stream: BinaryIO, clip_samples: int, sample_rate: int = 32000, nam
         raise EdgeError(f"{name}: the stream ended after {received // 2:,} samples, before one whole clip "
                         f"({clip_samples:,} samples, {clip_samples / sample_rate:g} s): nothing to classify")
     _warn_remainder(name, len(buffer) // 2, sample_rate, received // need)
+
+
+def to_pcm16(clip: np.ndarray) -> np.ndarray:
+    """A float clip (full scale 1.0) as 16-bit PCM samples, rounded and clipped (what the firmware reads)."""
+    return np.clip(np.round(np.asarray(clip, np.float64) * PCM_SCALE), -32768, 32767).astype(np.int16)
+
+
+def write_pcm16_wav(path: Path, clip: np.ndarray, sample_rate: int) -> None:
+    """`clip` as a 16-bit PCM mono WAV at `path`, atomically."""
+    import soundfile as sf
+
+    from asc_tf.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), to_pcm16(clip), sample_rate, subtype="PCM_16", format="WAV")
+
+
+def firmware_clip_files(sources: Sequence[str | Path], out_dir: Path, sample_rate: int = 32000,
+                        clip_samples: int = 32000, overwrite: bool = False) -> list[Path]:
+    """Each source resampled (the project's resampler) and cut into whole clips, written as `out_dir/<stem>.wav`
+    (`<stem>_<k>.wav` for the k-th second of a longer file); an existing file is replaced only with `overwrite`."""
+    taken = [path for source in sources for path in
+             (out_dir / f"{Path(source).stem}.wav", *sorted(out_dir.glob(f"{Path(source).stem}_[0-9]*.wav")))
+             if path.exists()]
+    if taken and not overwrite:
+        raise EdgeError(f"{taken[0]} exists" + (f" (and {len(taken) - 1} more)" if len(taken) > 1 else "")
+                        + ": pass --overwrite to replace, or choose another --out")
+    planned: list[tuple[Path, np.ndarray]] = []
+    for source in sources:
+        clips = read_clips(source, sample_rate, clip_samples)
+        stem = Path(source).stem
+        names = [f"{stem}.wav"] if len(clips) == 1 else [f"{stem}_{k}.wav" for k in range(len(clips))]
+        planned += [(out_dir / name, clip) for name, clip in zip(names, clips)]
+    for path, clip in planned:  # every input is read and checked before anything is written
+        write_pcm16_wav(path, clip, sample_rate)
+    return [path for path, _ in planned]
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m asc_tf.edge.audio",
+                                     description="Make the clips the firmware reads (16-bit PCM WAV, mono, 32 kHz, "
+                                     "32,000 samples) from dataset clips or any mono audio file.")
+    parser.add_argument("sources", nargs="+", type=Path, help="mono audio files of any sample rate (e.g. a "
+                        "dataset's 44.1 kHz clips); each whole second becomes one clip")
+    parser.add_argument("--out", type=Path, required=True, help="folder for the clips (<name>.wav, or "
+                        "<name>_<k>.wav for the k-th second of a longer file)")
+    parser.add_argument("--overwrite", action="store_true", help="replace clips already in --out")
+    args = parser.parse_args(argv)
+    from asc_tf import console
+
+    console.setup()  # a dropped remainder as one `warning:` line
+    try:
+        written = firmware_clip_files(args.sources, args.out, overwrite=args.overwrite)
+    except EdgeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"{len(written)} clip(s) in {args.out}: " + " ".join(path.name for path in written))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -40,6 +40,16 @@ def _quantization(io: dict) -> Optional[Quantization]:
     return Quantization(float(io["scale"]), int(io["zero_point"])) if "scale" in io else None
 
 
+def _load_model(path: Path, num_threads: Optional[int]) -> TFLiteModel:
+    """A bundle's .tflite file under LiteRT; a file LiteRT refuses (damaged, or replaced together with its sha256
+    in the manifest) is an EdgeError naming it."""
+    try:
+        return TFLiteModel(path, num_threads)
+    except (ValueError, RuntimeError) as error:
+        reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+        raise EdgeError(f"{path}: not a model LiteRT can load ({reason}): export again") from None
+
+
 class Classifier:
     """One clip `[clip_samples]` float32 at `sample_rate` in, class probabilities `[n_classes]` out.
 
@@ -55,11 +65,11 @@ class Classifier:
         except SettingsError as error:
             raise EdgeError(f"{self.path / MANIFEST}: frontend: {error}: the manifest was edited or belongs to "
                             f"another bundle: export again (or restore {MANIFEST})") from None
-        self.network = TFLiteModel(self.path / manifest["files"]["network"]["path"], num_threads)
+        self.network = _load_model(self.path / manifest["files"]["network"]["path"], num_threads)
         # the manifest's classes, rate, clip length and quantization against the files (the front-end file
         # is run once on a test signal and released)
         check_models(manifest, self.path, self.network,
-                     TFLiteModel(self.path / manifest["files"]["frontend"]["path"], 1), self.frontend)
+                     _load_model(self.path / manifest["files"]["frontend"]["path"], 1), self.frontend)
         self.classes: list[str] = list(manifest["classes"])
         self.sample_rate = int(manifest["sample_rate"])
         self.clip_samples = int(manifest["clip_samples"])

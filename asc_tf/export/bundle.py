@@ -36,6 +36,7 @@ from asc_tf.export.accuracy import AccuracyReport, evaluate_exported
 from asc_tf.export.audit import Audit, audit_tflite, format_audit
 from asc_tf.export.errors import ExportError, OverLimitError
 from asc_tf.export.firmware import export_arena, write_firmware
+from asc_tf.export.locate import bundle_dir
 from asc_tf.export.memory_plan import MemoryPlanError, with_offline_plan
 from asc_tf.export.manifest import FORMAT, MANIFEST, ManifestError, check_models, read_manifest
 from asc_tf.export.metadata import DEFAULT_AUTHOR, DEFAULT_LICENCE, WRITER, MetadataError, ModelCard, add_metadata
@@ -150,15 +151,7 @@ def _npu(network: bytes, options: ExportOptions) -> tuple[dict[str, Any], dict[s
 
 def _out_dir(source: Source, options: ExportOptions) -> Path:
     qat = options.precision == "int8" and source.qat_network is not None  # beside a PTQ bundle, not over it
-    out = Path(options.out) if options.out else (
-        Path(source.config.project_dir) / "exports" / f"{source.name}_{options.precision}{'_qat' if qat else ''}")
-    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
-        return out
-    if not options.overwrite:
-        raise ExportError(f"{out} exists: pass --overwrite to replace the bundle, or choose another --out")
-    if not (out / MANIFEST).is_file():
-        raise ExportError(f"{out} is a non-empty folder that is not an export bundle: refusing to replace it")
-    return out
+    return bundle_dir(source.name, source.config.project_dir, options.precision, qat, options.out, options.overwrite)
 
 
 def export_bundle(source: Source, options: ExportOptions) -> ExportResult:

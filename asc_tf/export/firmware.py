@@ -299,6 +299,8 @@ the network file carries TFLite Micro's offline memory plan in its `OfflineMemor
     make TARGET=host                # or cortex-m4 | cortex-m7 | cortex-m55 (arm-none-eabi-gcc); KERNELS=reference
     make TARGET=cortex-m55          # FRONTEND=cmsis_dsp there by default: CMSIS-DSP from CMSIS_DSP_DIR
     make run TARGET=cortex-m4 CLIPS="a.wav b.wav"   # under qemu-system-arm (16-bit PCM mono 32 kHz WAV clips)
+
+Such clips from dataset clips (any rate, mono): `python -m asc_tf.edge.audio IN.wav... --out DIR` (asc-tf).
 """
 
 

@@ -238,15 +238,11 @@ def memory_from_map(map_path: Path) -> dict[str, int]:
 
 def write_clips(waveforms: Sequence[np.ndarray], out_dir: Path, sample_rate: int = 32000) -> list[Path]:
     """Float clips (full scale 1.0) as the 16-bit PCM WAV files the firmware reads."""
-    import soundfile as sf
+    from asc_tf.edge.audio import write_pcm16_wav
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i, wave in enumerate(waveforms):
-        pcm = np.clip(np.round(np.asarray(wave, np.float64) * 32768.0), -32768, 32767).astype(np.int16)
-        path = out_dir / f"clip{i:04d}.wav"
-        sf.write(str(path), pcm, sample_rate, subtype="PCM_16", format="WAV")
-        paths.append(path)
+    paths = [out_dir / f"clip{i:04d}.wav" for i in range(len(waveforms))]
+    for path, wave in zip(paths, waveforms):
+        write_pcm16_wav(path, wave, sample_rate)
     return paths
 
 

@@ -15,9 +15,8 @@ from asc_tf.config import Config
 from asc_tf.data.pipeline import make_dataset
 from asc_tf.export import tflite
 from asc_tf.export.errors import ExportError
-from asc_tf.qat.artefact import qat_artefact
+from asc_tf.export.locate import locate_source
 from asc_tf.training.precision import float32_copy
-from asc_tf.training.runs import Run, open_run
 
 
 @dataclass
@@ -35,40 +34,14 @@ class Source:
         return self.run_id or self.checkpoint.stem
 
 
-def run_config_near(path: Path) -> Optional[Config]:
-    """The run configuration beside a `.keras` file of a run (`run/model.keras`, `run/checkpoints/last.keras`)."""
-    for folder in (path.parent, path.parent.parent):
-        if (folder / "config.json").is_file():
-            return Run(folder).load_config()
-    return None
-
-
 def load_source(ckpt: str, config: Config, overrides: Optional[dict[str, Any]] = None,
                 qat: Optional[bool] = None) -> Source:
     """The model of a run id (its last checkpoint) or of a `.keras` path, with the run's configuration
     (`overrides`, e.g. data flags given on the command line, win over it; the project folder is `config`'s).
     `qat`: None takes a run's QAT artefact (`<run>/qat/`) when it has one, True requires it, False ignores it."""
-    overrides = dict(overrides or {})
-    qat_network = None
-    path = Path(ckpt)
-    if path.suffix == ".keras":
-        if qat:
-            raise ExportError("--qat needs a run id (--ckpt_id RUN_ID), not a .keras file")
-        if not path.is_file():
-            raise ExportError(f"{path} does not exist")
-        run_config, run_id = run_config_near(path) or config, None
-    else:
-        run = open_run(config, ckpt)
-        path, run_config, run_id = run.last_checkpoint, run.load_config(), run.run_id
-        artefact = qat_artefact(run)
-        if qat and not artefact.exists():
-            raise ExportError(f"run {run_id} has no QAT artefact ({artefact.path}): run python -m asc_tf.qat "
-                              f"--ckpt_id {run_id} --qat_epochs N first, or export without --qat")
-        if qat is not False and artefact.exists():
-            path, qat_network = artefact.model_file, artefact.network_file
-        if not path.is_file():
-            raise ExportError(f"{path} does not exist: run {run_id} has no completed epoch to export")
-    merged = run_config.replace(project_dir=config.project_dir, **overrides)
+    located = locate_source(ckpt, config, qat)
+    path = located.checkpoint
+    merged = located.config.replace(project_dir=config.project_dir, **dict(overrides or {}))
     try:
         model = asc_tf.load_model(path)
     except Exception as error:  # noqa: BLE001 (Keras raises many types for a damaged zip)
@@ -78,7 +51,7 @@ def load_source(ckpt: str, config: Config, overrides: Optional[dict[str, Any]] =
         tflite.frontend_of(model)
     except ValueError as error:
         raise ExportError(f"{path}: {error}") from None
-    return Source(model, merged, path, run_id, qat_network)
+    return Source(model, merged, path, located.run_id, located.qat_network)
 
 
 def representative_waveforms(shards_dir: Path, config: Config, size: int) -> list[np.ndarray]:

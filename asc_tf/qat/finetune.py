@@ -21,7 +21,7 @@ import tensorflow as tf
 
 import asc_tf
 from asc_tf.config import Config
-from asc_tf.console import is_terminal
+from asc_tf import console
 from asc_tf.data.convert import convert_dataset
 from asc_tf.data.pipeline import make_dataset, split_shards
 from asc_tf.export.audit import audit_tflite
@@ -82,6 +82,8 @@ def qat_finetune(config: Config, run: Run, epochs: int, overwrite: bool = False)
     _, clips, _ = split_shards(shards_dir, split, verify="size")
     steps = epochs * -(-clips // config.batch_size)
 
+    log.info("QAT: wrapping the network for quantization-aware training (tfmot); the first step traces the "
+             "training graph before any progress shows")
     tk, tfmot = legacy_keras()
     qat = tfmot.quantization.keras.quantize_model(build_twin(model.get_layer("network"), tk))
     lr = config.lr * QAT_LR_FACTOR
@@ -112,16 +114,14 @@ def qat_finetune(config: Config, run: Run, epochs: int, overwrite: bool = False)
         epoch, started = config.n_epochs + e, time.perf_counter()
         reseed_layers(model, config.seed, epoch)
         losses, correct, seen = [], 0.0, 0
-        bar = _bar(steps_per_epoch, f"QAT {epoch_label(e, epochs)}")
+        bar = console.progress(steps_per_epoch, f"QAT {epoch_label(e, epochs)}", "steps")
         for waveform, label in make_dataset(shards_dir, split, config, training=True, epoch=epoch):
             loss, hits = train_step(augment(waveform), label)
             losses.append(float(loss))
             correct, seen = correct + float(hits), seen + int(label.shape[0])
-            if bar is not None:
-                bar.set_postfix(loss=f"{losses[-1]:.4f}", refresh=False)
-                bar.update(1)
-        if bar is not None:
-            bar.close()
+            bar.set_postfix(loss=f"{losses[-1]:.4f}", refresh=False)
+            bar.update(1)
+        bar.close()
         row = {"epoch": epoch, "train/loss": float(np.mean(losses)), "train/acc": correct / max(seen, 1),
                "seconds": time.perf_counter() - started}
         log.info("QAT %s: loss %.4f acc %.4f (%.0f s)", epoch_label(e, epochs), row["train/loss"], row["train/acc"],
@@ -151,15 +151,6 @@ def qat_finetune(config: Config, run: Run, epochs: int, overwrite: bool = False)
     atomic_write_json(artefact.info_file, info)
     log.info("QAT artefact written to %s", artefact.path)
     return QATResult(artefact, info)
-
-
-def _bar(steps: int, label: str) -> Any:
-    """A tqdm bar over an epoch's steps on a terminal; None elsewhere (the epoch's line is logged at its end)."""
-    if not is_terminal():
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=steps, unit="step", desc=label, leave=False, dynamic_ncols=True)
 
 
 def _version(name: str) -> Optional[str]:

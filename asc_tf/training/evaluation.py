@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +23,8 @@ from asc_tf.data.pipeline import make_dataset
 from asc_tf.io import atomic_write_json
 from asc_tf.training.metrics import MetricsAccumulator, prefixed
 from asc_tf.training.precision import float32_copy
-from asc_tf.training.report import INFO_FILE, RESULTS_FILE, write_run_report
-from asc_tf.training.runs import Run, RunError, load_checkpoint, open_run
+from asc_tf.training.report import INFO_FILE, write_run_report
+from asc_tf.training.runs import Run, RunError, evaluable_run, inference_model_file, load_checkpoint
 
 MAX_MACS = 30_000_000
 MAX_PARAMS_MEMORY = 128_000
@@ -109,12 +110,6 @@ def write_evaluation(model: keras.Model, out_dir: Path, shards_dir: Path, config
     return (metrics, list(written)) if with_files else metrics
 
 
-def inference_model_file(run: Run) -> Path:
-    """The model a finished run is evaluated and predicted with: its final model (the weights of its last
-    checkpoint, float32), else the last checkpoint of an unfinished run."""
-    return run.final_model if run.final_model.is_file() else run.last_checkpoint
-
-
 @dataclass
 class RunEvaluation:
     """What `evaluate_run` measured and wrote."""
@@ -130,11 +125,7 @@ def evaluate_run(config: Config) -> RunEvaluation:
     limits, and the dev-test metrics written to `<project_dir>/predictions/<id>/` (info.json, results.md,
     pictures). An earlier evaluation (results.md) is kept unless `--overwrite`; predict.py's files are not
     an evaluation and never block it. The evaluation set's output.csv is written by `asc_tf.predict`."""
-    run = open_run(config, str(config.ckpt_id))
-    out_dir = Path(config.project_dir) / "predictions" / run.run_id
-    if (out_dir / RESULTS_FILE).exists() and not config.overwrite:
-        raise RunError(f"{out_dir / RESULTS_FILE} exists (run {run.run_id} was evaluated): pass --overwrite to "
-                       "evaluate again")
+    run, out_dir = evaluable_run(config)
     run_config = run.load_config().replace(project_dir=config.project_dir)
     model_file = inference_model_file(run)
     model = float32_copy(load_checkpoint(model_file), run_config)
@@ -145,11 +136,18 @@ def evaluate_run(config: Config) -> RunEvaluation:
     if macs > MAX_MACS or params > MAX_PARAMS_MEMORY:  # upstream's asserts
         raise RunError(f"run {run.run_id} exceeds the challenge limits: {macs:,} MACs (max {MAX_MACS:,}), "
                        f"{params:,} parameters (max {MAX_PARAMS_MEMORY:,})")
+    shards_dir = convert_dataset(run_config, progress=False)
+    created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
     log.info("evaluating %s on the dev-test split (float32 and float16)", model_file)
     previous = _read_json(out_dir / INFO_FILE)  # predict.py's record of its output.csv stays
-    metrics, written = write_evaluation(model, out_dir, convert_dataset(run_config, progress=False), run_config, run,
-                                        with_files=True, model_file=model_file)
+    try:
+        metrics, written = write_evaluation(model, out_dir, shards_dir, run_config, run, with_files=True,
+                                            model_file=model_file)
+    except BaseException:
+        if created:  # a failed evaluation leaves no half-filled predictions/<id>/ behind
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise
     if previous:
         atomic_write_json(out_dir / INFO_FILE, {**previous, **_read_json(out_dir / INFO_FILE)})
     return RunEvaluation(metrics, out_dir, model_file, written)

@@ -22,12 +22,12 @@ if TYPE_CHECKING:  # matplotlib loads when a picture is drawn: `python -m asc_tf
 
 from asc_tf.data.meta import CLASSES, DEVICE_GROUPS, DEVICES
 from asc_tf.io import atomic_path, atomic_write_text
+from asc_tf.training.errors import ReportError
 from asc_tf.training.metrics import GROUPS, METRIC_NAMES
+from asc_tf.training.runs import INFO_FILE, RESULTS_FILE
 
 logger = logging.getLogger(__name__)
 
-INFO_FILE = "info.json"
-RESULTS_FILE = "results.md"
 CONFIG_FILE = "config.json"  # optional, in a run directory: its "subset" names the aggregate's row
 CONFUSION_PNG = "confusion_matrix.png"
 DEVICE_PNG = "device_accuracy.png"
@@ -40,10 +40,6 @@ CLASS_COLUMNS: dict[str, str] = {
 DEVICE_COLUMNS: dict[str, str] = {
     **{f"acc.{d}": d.upper() for d in DEVICES}, **{f"acc.{g}": g.title() for g in GROUPS}}
 SUMMARY_COLUMNS: dict[str, str] = {"macro_avg_acc": "Macro Avg Acc", "acc": "Accuracy"}
-
-
-class ReportError(ValueError):
-    """A run or its `info.json` cannot be read; the message names the file."""
 
 
 # ----------------------------------------------------------------------------------------------- tables

@@ -17,21 +17,21 @@ import shutil
 import string
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
-
-import keras
+from typing import TYPE_CHECKING, Optional
 
 import asc_tf
 from asc_tf.config import Config
 from asc_tf.io import atomic_write_json, remove_stale_temporaries
+from asc_tf.training.errors import RunError
+
+if TYPE_CHECKING:  # Keras loads with the first checkpoint: run ids and files are checked before TensorFlow
+    import keras
 
 log = logging.getLogger(__name__)
 
 RUN_ID_ALPHABET = string.ascii_lowercase + string.digits
-
-
-class RunError(ValueError):
-    """An unknown run id, or a run directory that cannot be used; the message says what to do."""
+INFO_FILE = "info.json"  # a run's or an evaluation's metrics, MACs and Params
+RESULTS_FILE = "results.md"  # an evaluation's report: predictions/<id>/ holds one once the run was evaluated
 
 
 def new_run_id() -> str:
@@ -112,14 +112,52 @@ def discard_unstarted(run: Run) -> bool:
     return True
 
 
+def check_checkpoint(path: Path) -> Path:
+    """`path` if it is a file, else the RunError saying why (a run killed before its first epoch ended): the
+    check commands make before TensorFlow loads."""
+    if path.is_file():
+        return path
+    run_dir = path.parent.parent
+    if path.parent.name == "checkpoints" and (run_dir / "config.json").is_file():  # a run killed early
+        raise RunError(f"{path} does not exist: run {run_dir.name} stopped before its first epoch ended, so "
+                       f"there is nothing to resume or evaluate; start a new run (and delete {run_dir})")
+    raise RunError(f"{path} does not exist")
+
+
+def inference_model_file(run: Run) -> Path:
+    """The model a finished run is evaluated and predicted with: its final model (the weights of its last
+    checkpoint, float32), else the last checkpoint of an unfinished run."""
+    return run.final_model if run.final_model.is_file() else run.last_checkpoint
+
+
+def resumable_run(config: Config) -> Run:
+    """The run `--resume` names, with its last checkpoint present (no TensorFlow: train.py asks first)."""
+    run = open_run(config, str(config.resume))
+    check_checkpoint(run.last_checkpoint)
+    return run
+
+
+def evaluable_run(config: Config) -> tuple[Run, Path]:
+    """(run, its predictions folder) for `--evaluate --ckpt_id`: a known run with a model, not yet evaluated
+    (results.md) unless `--overwrite` (no TensorFlow: train.py asks first)."""
+    run = model_run(config, str(config.ckpt_id))
+    out_dir = Path(config.project_dir) / "predictions" / run.run_id
+    if (out_dir / RESULTS_FILE).exists() and not config.overwrite:
+        raise RunError(f"{out_dir / RESULTS_FILE} exists (run {run.run_id} was evaluated): pass --overwrite to "
+                       "evaluate again")
+    return run, out_dir
+
+
+def model_run(config: Config, run_id: str) -> Run:
+    """A known run with a model to evaluate or predict with (`inference_model_file`), checked without TensorFlow."""
+    run = open_run(config, run_id)
+    check_checkpoint(inference_model_file(run))
+    return run
+
+
 def load_checkpoint(path: Path) -> keras.Model:
     """A model with its optimizer state, with a clear error for a missing or damaged file."""
-    if not path.is_file():
-        run_dir = path.parent.parent
-        if path.parent.name == "checkpoints" and (run_dir / "config.json").is_file():  # a run killed early
-            raise RunError(f"{path} does not exist: run {run_dir.name} stopped before its first epoch ended, so "
-                           f"there is nothing to resume or evaluate; start a new run (and delete {run_dir})")
-        raise RunError(f"{path} does not exist")
+    check_checkpoint(path)
     try:
         return asc_tf.load_model(path, compile=True)
     except Exception as error:  # noqa: BLE001 (Keras raises many types for a damaged zip)

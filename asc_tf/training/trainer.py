@@ -25,12 +25,13 @@ from asc_tf.data.convert import convert_dataset
 from asc_tf.data.pipeline import corrupt_shard_error, make_dataset, split_shards
 from asc_tf.io import atomic_write_text
 from asc_tf.model import build_model
+from asc_tf.training.errors import StrategyError
 from asc_tf.training.evaluation import evaluate, write_evaluation
 from asc_tf.training.metrics import prefixed
 from asc_tf.training.optimizer import TorchAdamW
 from asc_tf.training.precision import float32_copy, network_policy, precision_label, wrap_optimizer
 from asc_tf.training.progress import EpochProgress, epoch_label
-from asc_tf.training.runs import Run, create_run, discard_unstarted, load_checkpoint, open_run, save_atomic
+from asc_tf.training.runs import Run, create_run, discard_unstarted, load_checkpoint, resumable_run, save_atomic
 from asc_tf.training.schedule import WarmupCosine, total_steps
 from asc_tf.training.seeding import reseed_layers
 from asc_tf.training.xla import no_strict_xla, use_xla
@@ -49,10 +50,6 @@ class TrainResult:
 
 # ----------------------------------------------------------------------------------------------
 # Devices
-
-
-class StrategyError(ValueError):
-    """A distribution strategy that cannot be used here."""
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
@@ -194,7 +191,7 @@ def train(config: Config, *, verbose: int | str = 0, progress: bool = True,
     was made with instead of `config.wandb` (train.py, when --wandb is not given again)."""
     config.check()
     if config.resume:  # the run's own configuration; only where to log and find runs come from the command line
-        run = open_run(config, config.resume)
+        run = resumable_run(config)
         saved = run.load_config()
         config = saved.replace(resume=config.resume, wandb=saved.wandb if keep_run_wandb else config.wandb,
                                project_dir=config.project_dir)
