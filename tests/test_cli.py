@@ -181,6 +181,46 @@ def _import_graph() -> dict[str, set[str]]:
     return graph
 
 
+def _module_source(name: str) -> str:
+    path = REPO / Path(*name.split("."))
+    return (path.with_suffix(".py") if path.with_suffix(".py").is_file() else path / "__init__.py").read_text()
+
+
+def unread_flags(script: str) -> list[str]:
+    """The flags `script --help` offers that nothing on its import closure reads (`args.X`, `config.X`, `"X"`)."""
+    done = subprocess.run([sys.executable, str(REPO / script), "--help"], capture_output=True, text=True, cwd=REPO,
+                          timeout=120)
+    offered = {m for line in done.stdout.splitlines() for m in re.findall(r"^\s+(?:-\w, )?--([a-z_0-9]+)", line)}
+    graph = _import_graph()
+    source = (REPO / script).read_text()
+    stack = [t for node in ast.walk(ast.parse(source)) if isinstance(node, (ast.Import, ast.ImportFrom))
+             for t in ([node.module] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]) if t]
+    seen: set[str] = set()
+    while stack:
+        name = stack.pop()
+        if name in graph and name not in seen:
+            seen.add(name)
+            stack += graph[name]
+    text = source + "".join(_module_source(name) for name in seen)
+    dests = dict(re.findall(r"['\"]--([a-z_0-9]+)['\"][^)]*?dest=['\"]([a-z_0-9]+)['\"]", source))
+    return sorted(flag for flag in offered - {"help"}
+                  if not re.search(rf"\.{dests.get(flag, flag)}\b|['\"]{dests.get(flag, flag)}['\"]", text))
+
+
+@pytest.mark.parametrize("script", ["train.py", "export_tflite.py", "predict.py"])
+def test_every_offered_flag_is_read_by_the_script(script):
+    """A flag a script offers is read on that script's code path (a Config field no module of it reads would be a
+    flag that silently does nothing there, as --overwrite and --ckpt_id once said the wrong thing)."""
+    assert unread_flags(script) == []
+
+
+def test_unread_flag_check_can_fail(tmp_path):
+    fake = tmp_path / "fake.py"
+    fake.write_text("import argparse\np = argparse.ArgumentParser()\np.add_argument('--never_read_anywhere')\n"
+                    "p.parse_args()\n")
+    assert unread_flags(str(fake)) == ["never_read_anywhere"]
+
+
 def test_imports_point_one_way():
     """No import circle anywhere in asc_tf (budget <-> complexity and finetune <-> trainer were two)."""
     graph = _import_graph()
