@@ -88,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if config.jit_compile:
+        from asc_tf.training.xla import request_cpu_xla
+
+        request_cpu_xla()  # before TensorFlow loads: it reads the flag once
     console.import_tensorflow()
     from asc_tf.training.demo import demo_config
     from asc_tf.training.trainer import train

@@ -149,8 +149,8 @@ def test_mediapipe_audio_classifier_agrees_with_the_edge_runtime(mediapipe_pytho
     assert all([ms for ms, _ in windows] == [0, 1000] for windows in at_44k["clip"])
     p44 = np.array([windows[0][1] for windows in at_44k["clip"]])
     agree = p44.argmax(1) == top1
-    assert agree.mean() >= 0.98, (~agree).sum()
-    # every difference is the resampler's on a near tie: gone at 32 kHz, and the runtime's two candidates close
+    # every difference is the resampler's on a near tie: gone at 32 kHz, and the runtime's two candidates close (no
+    # bound on how many: how many clips sit near a tie depends on the trained network, hence on the CPU)
     for clip in np.flatnonzero(~agree):
         assert p32[clip].argmax() == top1[clip]
         assert probabilities[clip].max() - probabilities[clip][p44[clip].argmax()] < NEAR_TIE, probabilities[clip]
@@ -159,5 +159,6 @@ def test_mediapipe_audio_classifier_agrees_with_the_edge_runtime(mediapipe_pytho
     # stream is closed (MediaPipe flushes its resampler and pads the last window); the same top-1 as clip mode
     for stream, clip_mode in ((at_32k, p32), (at_44k, p44)):
         assert len(stream["stream_ms"]) == n and stream["stream_ms"][:n - 1] == [1000 * k for k in range(n - 1)]
-        assert (stream["stream"].argmax(1) == top1).mean() >= 0.98
+        for clip in np.flatnonzero(stream["stream"].argmax(1) != top1):
+            assert probabilities[clip].max() - probabilities[clip][stream["stream"][clip].argmax()] < NEAR_TIE
     np.testing.assert_allclose(at_32k["stream"], p32, atol=1e-6)  # windows aligned with the clips: the same output

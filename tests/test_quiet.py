@@ -47,6 +47,7 @@ OWN_LINES = [
     r"bundle written to \S+",
     # export
     r"int8 calibration on \d+ representative log-mels",
+    r"offline memory plan: \d+ bytes \(largest live set \d+\)",
     r"(audit: )?(PASS|FAIL): [\d,]+ parameter bytes \(limit [\d,]+\), [\d,]+ MACs \(limit [\d,]+\)",
     r"dev-test: Keras float32 macro acc [\d.]+, exported [\d.]+, top-1 agreement [\d.]+ \(\d+ clips\)",
     r"warning: TFLite Micro skipped: .+",

@@ -11,6 +11,7 @@ from pathlib import Path
 
 
 from asc_tf import Config, build_model
+from asc_tf.console import QUIET_ENV
 from asc_tf.training.trainer import compile_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,8 +33,9 @@ STEP = textwrap.dedent("""
 
 
 def first_step_loss(jit: bool, augment: bool = False) -> tuple[float, str]:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0", "PYTHONPATH": str(REPO)}
-    env.pop("TF_XLA_FLAGS", None)
+    # TensorFlow's own INFO lines on: an earlier test's console.setup() may have put QUIET_ENV in this process's env
+    env = {k: v for k, v in os.environ.items() if k not in QUIET_ENV and k != "TF_XLA_FLAGS"}
+    env.update({"TF_CPP_MIN_LOG_LEVEL": "0", "PYTHONPATH": str(REPO)})
     done = subprocess.run([sys.executable, "-c", STEP.format(jit=jit, p=0.4 if augment else 0.0, freqm=48 if augment else 0)], capture_output=True, text=True, env=env,
                           timeout=600, cwd=REPO)
     assert done.returncode == 0, done.stderr[-2000:]
