@@ -55,6 +55,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no_metadata", dest="metadata", action="store_false",
                         help="no TFLite Model Metadata on the end-to-end models (written by tflite-support in a venv "
                              "made once from requirements-metadata.txt, or in $ASC_TF_METADATA_PYTHON)")
+    parser.add_argument("--require_metadata", action="store_true",
+                        help="exit 2 and write nothing when the metadata cannot be written (default: warn, record why "
+                             "in the manifest and export without it)")
     parser.add_argument("--model_author", default=DEFAULT_AUTHOR, help="author field of the model metadata")
     parser.add_argument("--model_licence", default=DEFAULT_LICENCE, help="licence field of the model metadata")
     console.add_verbose_flag(parser)
@@ -87,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
                             keep_over_limit=args.keep_over_limit, representative_size=args.representative_size,
                             tflm_clips=args.tflm_clips, skip_accuracy=args.skip_accuracy,
                             firmware_figures=args.firmware_figures, vela=args.vela, metadata=args.metadata,
+                            require_metadata=args.require_metadata,
                             author=args.model_author, licence=args.model_licence)
     overrides = {name: getattr(args, name) for name in DATA_FLAGS if hasattr(args, name)}
     try:
@@ -111,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
         f = figures[0]
         print(f"firmware {f['target']} {f['kernels']}: flash {f['memory']['flash']:,} B, RAM {f['memory']['ram']:,} B, "
               f"{f['frontend'] + f['network']:,} instructions per clip")
+    metadata = result.manifest["metadata"]
+    print(f"TFLite metadata: {len(metadata['models'])} end-to-end models ({metadata['writer']})" if "models" in metadata
+          else f"TFLite metadata: NOT written ({metadata['skipped']})")
     print(f"bundle: {result.path}")
     return 0
 

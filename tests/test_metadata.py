@@ -81,3 +81,84 @@ def test_int8_end_to_end_model_keeps_the_front_end_float(int8_export, eval_clips
     ours = np.stack([edge.predict(clip) for clip in eval_clips])
     theirs = np.concatenate([model(clip.reshape(1, -1)) for clip in eval_clips])
     assert (ours.argmax(1) == theirs.argmax(1)).mean() >= 0.98 and np.abs(ours - theirs).max() < 0.05
+
+
+def _system_libusb() -> list[str]:
+    """The system's libusb-1.0.so.0 files, as the dynamic linker's cache lists them (none on a fresh Debian)."""
+    import subprocess
+
+    listed = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True).stdout
+    return sorted({line.split("=>")[-1].strip() for line in listed.splitlines() if "libusb-1.0.so.0 " in line})
+
+
+@pytest.fixture(scope="module")
+def writer_without_system_libusb(tmp_path_factory):
+    """A python for the metadata writer that cannot reach the system's libusb-1.0 (issue 28: tflite-support links
+    it, fresh machines and slim containers lack it): the writer venv's python, run in a mount namespace where every
+    system copy is hidden under an empty file; on a machine without one, the venv's python itself."""
+    import os
+    import shutil
+
+    from asc_tf.export.metadata import writer_python
+
+    python = str(writer_python())
+    hidden = _system_libusb()
+    if not hidden:
+        return python, hidden
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip(f"the system has {hidden} and hiding it needs root and unshare (a mount namespace)")
+    mounts = "; ".join(f"mount --bind /dev/null {path}" for path in hidden)
+    wrapper = tmp_path_factory.mktemp("no-libusb") / "python"
+    wrapper.write_text(f"#!/bin/sh\nexec unshare -m sh -c '{mounts}; exec \"$0\" \"$@\"' {python} \"$@\"\n")
+    wrapper.chmod(0o755)
+    return str(wrapper), hidden
+
+
+def test_the_hidden_libusb_is_really_out_of_reach(writer_without_system_libusb):
+    """The premise of the next test, which could otherwise pass vacuously: in that python the system's libusb does
+    not load, and tflite-support's native module does not import without the writer's own copy loaded first."""
+    import subprocess
+
+    python, _ = writer_without_system_libusb
+    system = subprocess.run([python, "-c", "import ctypes; ctypes.CDLL('libusb-1.0.so.0')"], capture_output=True)
+    assert system.returncode != 0
+    bare = subprocess.run([python, "-c", "import tflite_support.metadata"], capture_output=True, text=True)
+    assert bare.returncode != 0 and "libusb-1.0.so.0" in bare.stderr
+
+
+def test_metadata_is_written_without_a_system_libusb(writer_without_system_libusb, int8_export, monkeypatch):
+    """The export's writer (tflite-support, with libusb-package's libusb-1.0 loaded first) packs the metadata where no
+    system libusb exists, and the model read back carries it."""
+    from asc_tf.export.metadata import PYTHON_ENV, ModelCard, add_metadata
+
+    python, _ = writer_without_system_libusb
+    monkeypatch.setenv(PYTHON_ENV, python)
+    plain = (int8_export.path / "frontend_float32.tflite").read_bytes()  # audio in, no metadata yet
+    card = ModelCard(name="no-libusb check", version="1", description="d", author="a", licence="l", sample_rate=32000,
+                     channels=1, classes=tuple(CLASSES), input_description="audio", output_description="scores")
+    written = add_metadata({"m.tflite": plain}, card)["m.tflite"]
+    assert written != plain
+    monkeypatch.delenv(PYTHON_ENV)
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as folder:
+        model = Path(folder) / "m.tflite"
+        model.write_bytes(written)
+        read = read_metadata(model)
+    assert read["metadata"]["name"] == "no-libusb check"
+    assert read["files"]["labels.txt"].splitlines() == list(CLASSES)
+
+
+def test_require_metadata_refuses_and_writes_nothing(trained_run, tmp_path, monkeypatch):
+    """A writer that fails: by default the export warns and records why (the manifest); with --require_metadata it
+    is an error before anything is written."""
+    from asc_tf.export.bundle import ExportOptions, export_bundle, load_source
+    from asc_tf.export.metadata import PYTHON_ENV, MetadataError
+
+    monkeypatch.setenv(PYTHON_ENV, "/bin/false")
+    source = load_source(trained_run.run.run_id, trained_run.run.load_config())
+    out = tmp_path / "required"
+    with pytest.raises(MetadataError, match="--require_metadata: nothing exported"):
+        export_bundle(source, ExportOptions("fp16", out=str(out), skip_accuracy=True, require_metadata=True))
+    assert not out.exists()

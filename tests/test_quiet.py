@@ -54,6 +54,7 @@ OWN_LINES = [
     r"TFLite Micro.*: .+",
     r"firmware: mel arrays \d+ bytes \(\d+ bands, \d+ weights\)",
     r"quantization: \w+",
+    r"TFLite metadata: \d+ end-to-end models \(.+\)",
     r"macro accuracy \(dev-test\): .+; top-1 agreement [\d.]+",
     # edge runtime and scoring
     r"\S+\.wav +[\d.]+ s  \w+ +[\d.]+",

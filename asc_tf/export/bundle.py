@@ -67,6 +67,7 @@ class ExportOptions:
     firmware_figures: bool = False  # int8: build the firmware for Cortex-M4 and measure it under QEMU (minutes)
     vela: bool = False  # int8: compile the network with Vela for Ethos-U55-128 / U65-256 (npu/, its estimates)
     metadata: bool = True  # TFLite Model Metadata on the end-to-end models (asc_tf.export.metadata)
+    require_metadata: bool = False  # a metadata writer that fails is an error (exit 2, nothing written), not a warning
     author: str = DEFAULT_AUTHOR  # the metadata's author and licence fields (--model_author, --model_licence)
     licence: str = DEFAULT_LICENCE
 
@@ -262,7 +263,10 @@ def _with_metadata(models: dict[str, bytes], source: Source, options: ExportOpti
         out = {name: add_metadata({name: data}, _model_card(source, options, weights[name]))[name]
                for name, data in models.items()}
     except MetadataError as error:
-        log.warning("TFLite metadata not written: %s", error)
+        if options.require_metadata:
+            raise MetadataError(f"TFLite metadata not written ({error}); --require_metadata: nothing exported") from None
+        log.warning("TFLite metadata not written: %s (MediaPipe refuses such models; --require_metadata makes this an "
+                    "error)", error)
         return models, {"skipped": str(error)}
     card = _model_card(source, options, "")
     return out, {"writer": WRITER, "models": sorted(out), "version": card.version, "author": card.author,

@@ -3,7 +3,11 @@
     python -m asc_tf.export.metadata_writer write DIR   # DIR/in/*.tflite + card.json + labels.txt -> DIR/out/*.tflite
     python -m asc_tf.export.metadata_writer read MODEL  # the metadata and associated files as one JSON line
 
-Called by `asc_tf.export.metadata`; standard library and tflite-support only.
+Called by `asc_tf.export.metadata`; standard library, tflite-support and libusb-package only.
+
+tflite-support's two native modules link libusb-1.0.so.0, which slim containers and fresh Debian/Ubuntu machines do
+not have (and a non-root user cannot install); libusb-package ships that library as a wheel, so the writer loads it
+first (by its soname the dynamic linker then resolves tflite-support's dependency to it) and needs no system package.
 """
 
 from __future__ import annotations
@@ -12,10 +16,23 @@ import json
 import sys
 from pathlib import Path
 
-from tflite_support import metadata as _metadata
-from tflite_support.metadata_writers import audio_classifier, metadata_info, writer_utils
-
 LABELS = "labels.txt"
+
+
+def preload_libusb() -> str:
+    """Load libusb-package's libusb-1.0 globally, before tflite-support's native modules need it; its path."""
+    import ctypes
+
+    import libusb_package
+
+    path = str(libusb_package.get_library_path())
+    ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
+    return path
+
+
+preload_libusb()
+from tflite_support import metadata as _metadata  # noqa: E402  (needs libusb-1.0, loaded just above)
+from tflite_support.metadata_writers import audio_classifier, metadata_info, writer_utils  # noqa: E402
 
 
 def write(work: Path) -> None:
