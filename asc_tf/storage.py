@@ -52,11 +52,11 @@ def resource_error(error: OSError, path: str | Path | None = None, needed_bytes:
     if needed_bytes:
         figures.append(f"about {needed_bytes / 2**20:.0f} MiB needed")
     detail = f" ({', '.join(figures)})" if figures and error.errno in (errno.ENOSPC, errno.EDQUOT) else ""
-    advice = {errno.EFBIG: "raise the file-size limit (ulimit -f) or pass --out elsewhere",
-              errno.EACCES: "make the folder writable or pass --out elsewhere",
-              errno.EPERM: "make the folder writable or pass --out elsewhere",
+    advice = {errno.EFBIG: "raise the file-size limit (ulimit -f) or pass --out (--project_dir) elsewhere",
+              errno.EACCES: "make the folder writable or pass --out (--project_dir) elsewhere",
+              errno.EPERM: "make the folder writable or pass --out (--project_dir) elsewhere",
               errno.EROFS: "pass --out (or --project_dir) on a writable file system"}.get(
-        error.errno, "free space or pass --out elsewhere")
+        error.errno, "free space or pass --out (--project_dir) elsewhere")
     return ResourceError(f"{where}: {reason}{detail}: {advice}")
 
 
@@ -65,7 +65,7 @@ def check_free_space(folder: str | Path, needed_bytes: int) -> None:
     free = free_mib(folder)
     if free is not None and free * 2**20 < needed_bytes:
         raise ResourceError(f"{folder}: no space left on the device ({free:.0f} MiB free, about "
-                            f"{needed_bytes / 2**20:.0f} MiB needed): free space or pass --out elsewhere")
+                            f"{needed_bytes / 2**20:.0f} MiB needed): free space or pass --out (--project_dir) elsewhere")
 
 
 def maybe_kill(path: str | Path) -> None:

@@ -83,7 +83,7 @@ def test_full_disk_gives_one_line_with_free_space_and_keeps_the_old_file(mounted
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "no space left on the device (" in lines[0] and "MiB free" in lines[0], lines
-    assert lines[0].startswith(f"error: {target}:") and lines[0].endswith("free space or pass --out elsewhere")
+    assert lines[0].startswith(f"error: {target}:") and lines[0].endswith("free space or pass --out (--project_dir) elsewhere")
     assert target.read_bytes() == b"old" and _left(mounted) == ["model.tflite"]
 
 
