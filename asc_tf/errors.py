@@ -8,6 +8,7 @@ from asc_tf.config import ConfigError
 from asc_tf.data.errors import AudioFileError, ConversionError, MetadataError, ShardError, SplitFilesMissing
 from asc_tf.export.errors import AuditError, ExportError
 from asc_tf.qat.errors import QATError
+from asc_tf.storage import ResourceError
 from asc_tf.training.errors import ReportError, RunError, StrategyError
 
 
@@ -17,5 +18,5 @@ class PredictionError(ValueError):
 
 USER_ERRORS: tuple[type[Exception], ...] = (
     ConfigError, AudioFileError, ConversionError, MetadataError, ShardError, SplitFilesMissing, RunError, StrategyError,
-    PredictionError, ReportError, AuditError, ExportError, QATError,
+    PredictionError, ReportError, AuditError, ExportError, QATError, ResourceError,
 )

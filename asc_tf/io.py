@@ -14,6 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from asc_tf import storage
+
 log = logging.getLogger(__name__)
 
 
@@ -127,8 +129,14 @@ def build_once(target: str | Path, make: Callable[[Path], None]) -> Path:
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it is fsynced and renamed onto `path`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temporary_prefix(path), suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temporary_prefix(path), suffix=".tmp")
+    except OSError as error:
+        translated = storage.resource_error(error, path.parent)
+        if translated is None:
+            raise
+        raise translated from error
     os.close(fd)
     tmp_path = Path(tmp)
     os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual permissions
@@ -136,7 +144,13 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb+") as handle:
             os.fsync(handle.fileno())
+        storage.maybe_kill(path)  # tests' SIGKILL just before the rename (ASC_TF_FAULT_KILL_AT)
         os.replace(tmp_path, path)
+    except OSError as error:
+        translated = storage.resource_error(error, path)
+        if translated is None:
+            raise
+        raise translated from error
     finally:
         tmp_path.unlink(missing_ok=True)
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 import asc_tf
+from asc_tf import storage
 from asc_tf.config import Config
 from asc_tf.io import atomic_write_json, remove_stale_temporaries
 from asc_tf.training.errors import RunError
@@ -171,6 +172,12 @@ def save_atomic(model: keras.Model, path: Path) -> None:
         model.save(tmp)
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
+        storage.maybe_kill(path)  # tests' SIGKILL just before the rename (ASC_TF_FAULT_KILL_AT)
         os.replace(tmp, path)
+    except OSError as error:  # full disk, size limit, read-only: one line (storage.ResourceError), not Keras's trace
+        translated = storage.resource_error(error, path)
+        if translated is None:
+            raise
+        raise translated from error
     finally:
         tmp.unlink(missing_ok=True)
